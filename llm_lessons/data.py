@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 
 import torch
@@ -64,18 +65,26 @@ def markdown_to_dialogue(markdown: str) -> str:
     return "\n".join(speeches)
 
 
+@lru_cache(maxsize=None)
+def _play_text(name: str) -> str:
+    root = _corpus_root()
+    for genre in root.iterdir():
+        path = genre / f"{name}.md"
+        if genre.is_dir() and path.is_file():
+            return markdown_to_dialogue(path.read_text(encoding="utf-8"))
+    raise ValueError(f"unknown play {name!r}; choose from play_names()")
+
+
 def load_plays(names: list[str] | None = None) -> dict[str, str]:
     """Each requested play (all 38 by default) as dialogue text, in sorted-name order."""
-    root = _corpus_root()
-    paths = {f.name[:-3]: f for genre in root.iterdir() if genre.is_dir() for f in genre.iterdir()
-             if f.name.endswith(".md")}
-    wanted = sorted(paths) if names is None else list(names)
-    unknown = [n for n in wanted if n not in paths]
+    known = play_names()
+    wanted = known if names is None else list(names)
+    unknown = [n for n in wanted if n not in known]
     if unknown:
         raise ValueError(f"unknown play(s) {unknown}; choose from play_names()")
     if not wanted:
         raise ValueError("no plays requested: an empty corpus cannot train or evaluate a model")
-    return {n: markdown_to_dialogue(paths[n].read_text(encoding="utf-8")) for n in wanted}
+    return {n: _play_text(n) for n in wanted}
 
 
 def load_shakespeare(names: list[str] | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import time
@@ -31,6 +32,11 @@ def execute(path: pathlib.Path) -> float:
     return seconds
 
 
+def peak_child_mib() -> float:
+    """Peak resident memory of the largest child process so far (the kernel), in MiB."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def main(argv: list[str]) -> None:
     os.environ.update(LLM_LESSONS_DEVICE="cpu", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                       MPLBACKEND="module://matplotlib_inline.backend_inline",
@@ -41,8 +47,13 @@ def main(argv: list[str]) -> None:
         listed = subprocess.run([sys.executable, str(ROOT / "scripts/toc_notebooks.py")],
                                 capture_output=True, text=True, check=True).stdout.split()
         paths = [ROOT / p for p in listed]
-    for path in paths:
-        print(f"{path.relative_to(ROOT)}: {execute(path):.1f} s", flush=True)
+    if len(paths) == 1:
+        seconds = execute(paths[0])
+        print(f"{paths[0].relative_to(ROOT)}: {seconds:.1f} s, kernel peak {peak_child_mib():.0f} MiB",
+              flush=True)
+        return
+    for path in paths:  # one process per notebook, so each peak-memory figure is its own
+        subprocess.run([sys.executable, __file__, str(path)], check=True)
 
 
 if __name__ == "__main__":

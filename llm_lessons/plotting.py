@@ -389,3 +389,54 @@ class LiveLossPlot:
         else:
             self.handle.update(self.figure)
         return None
+
+
+def plot_reliability(bins, ax: plt.Axes | None = None, *, title: str = "",
+                     label: str = "model") -> plt.Axes:
+    """Reliability diagram of :class:`llm_lessons.calibration.ReliabilityBins`: per confidence
+    bin, the accuracy (bars) against the diagonal a calibrated model would follow; the gap is
+    shaded, the bins' shares of the predictions shown as a thin line."""
+    ax = new_axes(ax, figsize=(4.6, 4.2))
+    edges, count = _as_numpy(bins.edges), _as_numpy(bins.count)
+    acc, conf = _as_numpy(bins.accuracy), _as_numpy(bins.confidence)
+    m = len(edges) - 1
+    if len(count) > m and count[m] > 0:  # fold the "exactly 1" bin into the last drawn bin
+        c = count[m - 1] + count[m]
+        acc, conf = acc.copy(), conf.copy()
+        acc[m - 1] = (acc[m - 1] * count[m - 1] + acc[m] * count[m]) / c
+        conf[m - 1] = (conf[m - 1] * count[m - 1] + conf[m] * count[m]) / c
+        count = count.copy()
+        count[m - 1] = c
+    keep = count[:m] > 0
+    left, width = edges[:-1][keep], (edges[1:] - edges[:-1])[keep]
+    ax.bar(left, acc[:m][keep], width=width, align="edge", color=PALETTE[0], alpha=0.8,
+           edgecolor="white", label=f"{label}: accuracy")
+    ax.bar(left, (conf - acc)[:m][keep], bottom=acc[:m][keep], width=width, align="edge",
+           color=PALETTE[1], alpha=0.35, edgecolor=PALETTE[1], label="gap to confidence")
+    ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="calibrated")
+    share = count[:m] / max(count[:m].sum(), 1)
+    ax.plot((edges[:-1] + edges[1:])[keep] / 2, share[keep], color=PALETTE[2], lw=1,
+            marker=".", label="share of predictions")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy",
+           title=title)
+    ax.legend(loc="upper left")
+    return ax
+
+
+def plot_intervals(estimates: Mapping[str, float], low: Mapping[str, float], high: Mapping[str, float],
+                   ax: plt.Axes | None = None, *, truth: Mapping[str, float] | None = None,
+                   xlabel: str = "", title: str = "") -> plt.Axes:
+    """Horizontal point-and-interval plot (e.g. strengths with bootstrap intervals), best on top;
+    ``truth`` adds known true values (e.g. of a simulation) as open markers."""
+    names = sorted(estimates, key=estimates.get)
+    ax = new_axes(ax, figsize=(5.6, 0.5 * len(names) + 1.2))
+    y = list(range(len(names)))
+    est = [estimates[n] for n in names]
+    err = [[estimates[n] - low[n] for n in names], [high[n] - estimates[n] for n in names]]
+    ax.errorbar(est, y, xerr=err, fmt="o", color=PALETTE[0], capsize=4, label="estimate, interval")
+    if truth is not None:
+        ax.plot([truth[n] for n in names], y, "D", mfc="none", color=PALETTE[1], label="true value")
+    ax.set_yticks(y, names)
+    ax.set(xlabel=xlabel, title=title)
+    ax.legend(loc="lower right")
+    return ax

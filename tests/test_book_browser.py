@@ -1,0 +1,352 @@
+"""The rendered book, opened page by page in a real browser with no network but 127.0.0.1.
+
+Serves a built book (``LLM_LESSONS_BOOK_HTML``, which ``scripts/test.sh`` sets after its build; run
+alone, the test builds the book itself) on a free port of 127.0.0.1 and drives Debian's headless
+Chromium through Playwright (``LLM_LESSONS_CHROMIUM`` overrides ``/usr/bin/chromium``; never
+``playwright install``). Requests to any other host are blocked three ways (DNS rules, a dead
+proxy, request interception) and every request is recorded. Each page of ``_toc.yml`` is checked
+for what it contains: no console errors or failed loads, images loaded with alt text, every
+equation typeset by MathJax, every mermaid diagram drawn, every bertviz view drawn with its
+tokens, every saved widget view rendered, launch buttons pointing at the page's notebook,
+internal links and anchors that resolve, the "Runs in … GPU …" note on notebook pages, the footer,
+and no horizontal scrolling of prose at phone width (390 px). Screenshots (desktop full page and
+phone first screen) go to ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("LLM_LESSONS_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("LLM_LESSONS_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+CI = os.environ.get("CI", "").lower() == "true"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+COLLECT_JS = (Path(__file__).parent / "book_page_facts.js").read_text(encoding="utf-8")
+
+
+def toc_docnames() -> list[str]:
+    """Every document of ``_toc.yml`` in book order (root first)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    names = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [re.sub(r"\.(md|ipynb)$", "", n) for n in names]
+
+
+PAGES = toc_docnames()
+
+
+def is_notebook(docname: str) -> bool:
+    return (ROOT / f"{docname}.ipynb").exists()
+
+
+def launch_urls(docname: str) -> dict[str, str]:
+    """The Colab and Binder URLs a notebook page must offer, from ``_config.yml``'s repository."""
+    repo = CONFIG["repository"]["url"].removeprefix("https://github.com/").strip("/")
+    branch = CONFIG["repository"].get("branch", "main")
+    launch = CONFIG["launch_buttons"]
+    path = f"{docname}.ipynb"
+    ui = "tree" if launch.get("notebook_interface", "classic") == "classic" else "lab/tree"
+    return {"colab": f"{launch['colab_url']}/github/{repo}/blob/{branch}/{path}",
+            "binder": f"{launch['binderhub_url']}/v2/gh/{repo}/{branch}?urlpath={ui}/{path}"}
+
+
+def bertviz_views(html: str) -> dict[str, dict]:
+    """The params bertviz embedded in a page, by root div id (what each view must draw)."""
+    views, decoder = {}, json.JSONDecoder()
+    for match in re.finditer(r"const params = ", html):
+        params, _ = decoder.raw_decode(html, match.end())
+        views[params["root_div_id"]] = params
+    return views
+
+
+# -- the served book ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def book_html(tmp_path_factory) -> Path:
+    given = os.environ.get("LLM_LESSONS_BOOK_HTML")
+    if given:
+        html = Path(given)
+        if not (html / "index.html").exists():
+            pytest.fail(f"LLM_LESSONS_BOOK_HTML={given} holds no built book (no index.html)")
+    else:  # run on its own: build the book first (scripts/test.sh passes its build instead)
+        out = tmp_path_factory.mktemp("book")
+        subprocess.run(["bash", str(ROOT / "scripts/build_book.sh"), str(out)], check=True)
+        html = out / "_build" / "html"
+    manifest = json.loads((html / "_static/offline/manifest.json").read_text())
+    if not manifest["self_contained"]:
+        message = (f"the book was built with CDN links ({manifest['reason']}); the offline browser "
+                   "check needs the self-contained build")
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return html
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the signature is http.server's
+        pass
+
+
+@pytest.fixture(scope="module")
+def base_url(book_html):
+    handler = functools.partial(_QuietHandler, directory=str(book_html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_screenshots():
+    """This run's screenshots only (pages removed from the book leave none behind)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS.glob("*.png"):
+        old.unlink()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = (f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`; "
+                   "scripts/test.sh does so in CI) to run the browser check")
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            proxy={"server": "http://127.0.0.1:9", "bypass": "127.0.0.1"},
+            args=["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-features=Translate,OptimizationHints,MediaRouter"])
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One browser tab on one page, recording every request and every complaint."""
+
+    def __init__(self, browser, base_url: str, viewport: dict, mobile: bool = False):
+        self.context = browser.new_context(viewport=viewport, is_mobile=mobile, has_touch=mobile,
+                                           service_workers="block", locale="en-US")
+        self.origin = base_url.rstrip("/")
+        self.requests: list[str] = []
+        self.offsite: list[str] = []
+        self.problems: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.problems.append(f"uncaught error: {e}"))
+        self.page.on("requestfailed", lambda r: self.problems.append(
+            f"failed to load {r.url}: {r.failure}"))
+        self.page.on("response", lambda r: r.status >= 400 and self.problems.append(
+            f"HTTP {r.status} for {r.url}"))
+
+    def _route(self, route):
+        url = route.request.url
+        if urllib.parse.urlsplit(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            self.offsite.append(url)
+            route.abort("blockedbyclient")
+
+    def _console(self, msg):
+        if msg.type == "error":
+            self.problems.append(f"console error: {msg.text} ({msg.location.get('url', '')})")
+
+    def open(self, path: str) -> dict:
+        self.page.goto(f"{self.origin}/{path}", wait_until="load")
+        return self.page.evaluate(COLLECT_JS)
+
+    def network_problems(self) -> list[str]:
+        left = [u for u in self.requests if not u.startswith((self.origin, "data:", "blob:"))]
+        return ([f"request left 127.0.0.1: {u}" for u in sorted(set(left + self.offsite))]
+                + self.problems)
+
+    def close(self):
+        self.context.close()
+
+
+# -- the checks --------------------------------------------------------------------------------
+
+
+def check_content(facts: dict, html: str, docname: str) -> list[str]:
+    """Everything a page's own content must show, as found in the settled page."""
+    bad = []
+    bad += [f"still waiting after 30 s for: {', '.join(facts['pending'])}"] if facts["pending"] else []
+    for img in facts["images"]:
+        if not img["loaded"]:
+            bad.append(f"image not loaded: {img['src']}")
+        # A widget's own images (an Output widget's figure) cannot carry alt text; CONTRIBUTING
+        # asks for a static, described figure beside every interactive one.
+        if img["inArticle"] and not img["decorative"] and not img["inWidget"] and (
+                not img["alt"].strip() or re.search(r"\.(png|jpe?g|svg|gif)$", img["alt"].strip())):
+            if img["cell"]:
+                bad.append(f"image without alt text: the output of the cell `{img['cell']}` "
+                           '(give that cell the metadata {"mystnb": {"image": {"alt": "..."}}})')
+            else:
+                bad.append(f"image without alt text: {img['src']}")
+    bad += [f"figure without a caption: {f['src']}" for f in facts["figures"] if not f["caption"]]
+    math = facts["math"]
+    if math["typeset"] != math["count"]:
+        bad.append(f"MathJax typeset {math['typeset']} of {math['count']} equations")
+    bad += [f"MathJax error: {e}" for e in math["errors"]]
+    merm = facts["mermaid"]
+    if merm["rendered"] != merm["count"]:
+        bad.append(f"mermaid drew {merm['rendered']} of {merm['count']} diagrams")
+    bad += [f"mermaid error: {e}" for e in merm["errors"]]
+    expected = bertviz_views(html)
+    drawn = {v["id"]: v for v in facts["bertviz"]}
+    if set(drawn) != set(expected):
+        bad.append(f"bertviz containers {sorted(drawn)} differ from the views in the page {sorted(expected)}")
+    for vid, params in expected.items():
+        view, att = drawn.get(vid), params["attention"][int(params["default_filter"])]
+        if view is None or not view["svg"]:
+            bad.append(f"bertviz view {vid} drew no SVG")
+        elif "display_mode" in params:  # model_view: a thumbnail per (layer, head), a line per token pair
+            n_lh = len(att["attn"]) * len(att["attn"][0])
+            want_lines = n_lh * len(att["left_text"]) * len(att["right_text"])
+            if view["thumbnails"] != n_lh or view["lines"] != want_lines:
+                bad.append(f"bertviz model_view {vid}: {view['thumbnails']} thumbnails and {view['lines']}"
+                           f" lines, expected {n_lh} and {want_lines}")
+        elif view["left"] != att["left_text"] or view["right"] != att["right_text"]:
+            bad.append(f"bertviz head_view {vid} shows tokens {view['left']} / {view['right']}, "
+                       f"expected {att['left_text']} / {att['right_text']}")
+    widgets = facts["widgets"]
+    if widgets["rendered"] != widgets["views"]:
+        bad.append(f"rendered {widgets['rendered']} of {widgets['views']} saved widget views")
+    bad += [f"font failed to load: {f}" for f in facts["fontErrors"]]
+    footer = facts["footer"]
+    for needed in (CONFIG["author"], str(CONFIG["copyright"]), "CC BY 4.0", "MIT"):
+        if needed not in footer:
+            bad.append(f"footer lacks {needed!r}: {footer!r}")
+    if is_notebook(docname):
+        want = launch_urls(docname)
+        for name, url in want.items():
+            if url not in facts["launch"]:
+                bad.append(f"no {name} launch button to {url} (found {facts['launch']})")
+        note = facts["runsIn"]
+        if not (note["text"] and note["beforeCode"] and "GPU" in note["text"]):
+            bad.append(f"no '**Runs in** … · **GPU** …' note above the first code cell (found {note})")
+    return bad
+
+
+_targets: dict[str, set[str] | None] = {}
+
+
+def check_links(facts: dict, base_url: str) -> list[str]:
+    """Every same-site link resolves to a served file, and every #anchor to an element id."""
+    bad = []
+    for href in sorted(set(facts["links"])):
+        if not href.startswith(base_url):
+            continue
+        target, _, anchor = href.partition("#")
+        if target not in _targets:
+            try:
+                with urllib.request.urlopen(target, timeout=10) as resp:
+                    body = resp.read().decode("utf-8", "replace")
+                _targets[target] = set(re.findall(r'\bid="([^"]+)"', body))
+            except urllib.error.URLError:
+                _targets[target] = None
+        ids = _targets[target]
+        if ids is None:
+            bad.append(f"broken link: {href}")
+        elif anchor and target.endswith(".html") and urllib.parse.unquote(anchor) not in ids:
+            bad.append(f"broken anchor: {href}")
+    return bad
+
+
+def shot_name(docname: str) -> str:
+    return docname.replace("/", "__")
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_renders_offline(docname, browser, base_url, book_html):
+    html = (book_html / f"{docname}.html").read_text(encoding="utf-8")
+    desk = Visit(browser, base_url, DESKTOP)
+    try:
+        facts = desk.open(f"{docname}.html")
+        problems = check_content(facts, html, docname) + check_links(facts, base_url)
+        desk.page.screenshot(path=str(SHOTS / f"{shot_name(docname)}.desktop.png"), full_page=True)
+        problems += desk.network_problems()
+    finally:
+        desk.close()
+    phone = Visit(browser, base_url, PHONE, mobile=True)
+    try:
+        facts = phone.open(f"{docname}.html")
+        phone.page.screenshot(path=str(SHOTS / f"{shot_name(docname)}.phone.png"))
+        layout = facts["layout"]
+        if layout["scrollWidth"] > layout["innerWidth"] + 1:
+            problems.append(f"at {PHONE['width']} px the page scrolls sideways "
+                            f"({layout['scrollWidth']} px wide)")
+        problems += [f"at {PHONE['width']} px prose overflows: {o}" for o in layout["overflowing"]]
+        problems += [f"[phone] {p}" for p in phone.network_problems()]
+    finally:
+        phone.close()
+    assert not problems, f"{docname}.html:\n  " + "\n  ".join(problems)
+
+
+def test_index_and_search_work_offline(browser, base_url):
+    visit = Visit(browser, base_url, DESKTOP)
+    try:
+        visit.page.goto(base_url, wait_until="load")  # index.html redirects to the root page
+        visit.page.wait_for_url(f"**/{PAGES[0]}.html")
+        word = re.search(r"[A-Za-z]{5,}", visit.page.locator("article h1").first.inner_text()).group(0)
+        icon = visit.page.locator("link[rel~='icon']").first.get_attribute("href")
+        with urllib.request.urlopen(urllib.parse.urljoin(visit.page.url, icon), timeout=10) as resp:
+            assert resp.read() == (ROOT / CONFIG["html"]["favicon"]).read_bytes(), "the favicon is not ours"
+        visit.page.locator(".search-button__button:visible").first.click()
+        box = visit.page.locator("#pst-search-dialog input[name='q']")
+        box.fill(word)
+        box.press("Enter")
+        visit.page.wait_for_url("**/search.html?q=*")
+        results = visit.page.locator("#search-results ul.search li")
+        results.first.wait_for(timeout=20_000)
+        assert results.count() >= 1, f"searching for {word!r} found nothing"
+        visit.page.screenshot(path=str(SHOTS / "search.desktop.png"))
+        assert not visit.network_problems(), "\n".join(visit.network_problems())
+    finally:
+        visit.close()
+
+
+def test_built_book_is_self_contained_on_disk(book_html):
+    """Every pinned package is in the built _static, each named with its licence in the notices."""
+    manifest = json.loads((book_html / "_static/offline/manifest.json").read_text())
+    for name, pkg in manifest["packages"].items():
+        folder = book_html / "_static" / pkg["folder"]
+        assert folder.is_dir() and any(folder.iterdir()), f"{name} {pkg['version']} is missing from _static"
+    notices = (book_html / "_static/offline/THIRD-PARTY-NOTICES.txt").read_text()
+    for pkg in manifest["packages"].values():
+        assert f"({pkg['license']}) in {pkg['folder']}/" in notices, f"no licence notice for {pkg}"

@@ -269,7 +269,8 @@ def bertviz_view(weights, tokens: Sequence[str], kind: str = "head", decimals: i
     """A bertviz ``head_view`` or ``model_view`` of attention (L, nh, T, T), as displayable HTML.
 
     Weights are rounded to ``decimals`` (in float64, so the page stays small and the same on
-    every machine). The view loads require.js and d3 from a CDN when the page is opened.
+    every machine). ``model_view`` uses bertviz's light mode, to match the page. The view loads
+    require.js and d3 from a CDN when the page is opened.
     """
     import torch
     from bertviz import head_view, model_view
@@ -281,10 +282,11 @@ def bertviz_view(weights, tokens: Sequence[str], kind: str = "head", decimals: i
         raise ValueError(f"expected self-attention weights (L, nh, T, T) for {len(tokens)} tokens, "
                          f"got shape {tuple(w.shape)}")
     layers = tuple(layer[None].round(decimals=decimals) for layer in w)  # L x (1, nh, T, T)
-    views = {"head": head_view, "model": model_view}
-    if kind not in views:
-        raise ValueError(f"kind must be 'head' or 'model', got {kind!r}")
-    return views[kind](layers, list(tokens), html_action="return")
+    if kind == "head":
+        return head_view(layers, list(tokens), html_action="return")
+    if kind == "model":  # bertviz draws model_view on black by default; match the light page
+        return model_view(layers, list(tokens), display_mode="light", html_action="return")
+    raise ValueError(f"kind must be 'head' or 'model', got {kind!r}")
 
 
 # ---- decoding figures (section 4.3) ----
@@ -340,10 +342,11 @@ def plot_distribution_filter(logits, filtered, labels: Sequence[str] | None = No
 
 
 def plot_history(history, references: Mapping[str, float] | None = None, *, title: str = "",
-                 ax: plt.Axes | None = None) -> plt.Axes:
+                 minibatch: bool = False, ax: plt.Axes | None = None) -> plt.Axes:
     """Train and validation loss of a :class:`llm_lessons.training.History` against the step.
 
-    ``references`` draws labelled horizontal lines (e.g. the uniform, unigram and bigram losses).
+    ``references`` draws labelled horizontal lines (e.g. the uniform, unigram and bigram losses);
+    ``minibatch=True`` adds every step's minibatch loss as a thin grey line behind the curves.
 
     >>> from types import SimpleNamespace
     >>> h = SimpleNamespace(steps=[0, 100], train_loss=[4.2, 2.5], val_loss=[4.2, 2.6])
@@ -351,12 +354,15 @@ def plot_history(history, references: Mapping[str, float] | None = None, *, titl
     ['train', 'validation']
     """
     ax = new_axes(ax)
+    if minibatch:
+        ax.plot(range(len(history.step_loss)), history.step_loss, color="0.75", linewidth=0.5,
+                label="minibatch (each step)")
     ax.plot(history.steps, history.train_loss, label="train")
     ax.plot(history.steps, history.val_loss, label="validation")
     if references:
         reference_lines(ax, references)
     ax.set(xlabel="step", ylabel="loss (nats per token)", title=title)
-    ax.legend(loc="upper right")
+    ax.legend(loc="center")
     return ax
 
 
@@ -439,4 +445,24 @@ def plot_intervals(estimates: Mapping[str, float], low: Mapping[str, float], hig
     ax.set_yticks(y, names)
     ax.set(xlabel=xlabel, title=title)
     ax.legend(loc="lower right")
+    return ax
+
+
+def plot_token_windows(windows: Sequence, n_tokens: int, ax: plt.Axes | None = None, *,
+                       title: str = "") -> plt.Axes:
+    """One row per evaluation window (objects with ``start``, ``stop``, ``n_scored``, e.g. from
+    :func:`llm_lessons.metrics.token_windows`): the tokens it reads as a light bar, the tokens
+    it scores as a dark bar, on a shared token-position axis."""
+    ax = new_axes(ax, figsize=(6.4, 0.32 * len(windows) + 1.1))
+    for row, w in enumerate(windows):
+        y = len(windows) - 1 - row
+        ax.barh(y, w.stop - w.start, left=w.start - 0.5, height=0.7, color=PALETTE[5], alpha=0.45,
+                label="read (input)" if row == 0 else None)
+        ax.barh(y, w.n_scored, left=w.stop - w.n_scored + 0.5, height=0.35, color=PALETTE[0],
+                label="scored (predicted)" if row == 0 else None)
+    ax.set_xlim(-1, n_tokens)
+    ax.set_yticks(range(len(windows)), [f"window {len(windows) - i}" for i in range(len(windows))])
+    ax.set(xlabel="token position", title=title)
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 - 0.6 / max(len(windows), 1)), ncol=2)
     return ax

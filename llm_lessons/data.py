@@ -15,7 +15,7 @@ import importlib.util
 import pathlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -67,7 +67,7 @@ def markdown_to_dialogue(markdown: str) -> str:
     return "\n".join(speeches)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _play_text(name: str) -> str:
     root = _corpus_root()
     for genre in root.iterdir():

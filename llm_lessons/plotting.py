@@ -400,8 +400,10 @@ class LiveLossPlot:
 def plot_reliability(bins, ax: plt.Axes | None = None, *, title: str = "",
                      label: str = "model") -> plt.Axes:
     """Reliability diagram of :class:`llm_lessons.calibration.ReliabilityBins`: per confidence
-    bin, the accuracy (bars) against the diagonal a calibrated model would follow; the gap is
-    shaded, the bins' shares of the predictions shown as a thin line."""
+    bin, the accuracy (bars) against the diagonal a calibrated model would follow; the gap to
+    the bin's mean confidence is hatched, the bins' shares of the predictions a thin line."""
+    import numpy as np
+
     ax = new_axes(ax, figsize=(4.6, 4.2))
     edges, count = _as_numpy(bins.edges), _as_numpy(bins.count)
     acc, conf = _as_numpy(bins.accuracy), _as_numpy(bins.confidence)
@@ -417,8 +419,9 @@ def plot_reliability(bins, ax: plt.Axes | None = None, *, title: str = "",
     left, width = edges[:-1][keep], (edges[1:] - edges[:-1])[keep]
     ax.bar(left, acc[:m][keep], width=width, align="edge", color=PALETTE[0], alpha=0.8,
            edgecolor="white", label=f"{label}: accuracy")
-    ax.bar(left, (conf - acc)[:m][keep], bottom=acc[:m][keep], width=width, align="edge",
-           color=PALETTE[1], alpha=0.35, edgecolor=PALETTE[1], label="gap to confidence")
+    lo, hi = np.minimum(acc, conf)[:m][keep], np.maximum(acc, conf)[:m][keep]
+    ax.bar(left, hi - lo, bottom=lo, width=width, align="edge", fill=False, hatch="////",
+           edgecolor=PALETTE[1], linewidth=0.8, label="gap to mean confidence")
     ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="calibrated")
     share = count[:m] / max(count[:m].sum(), 1)
     ax.plot((edges[:-1] + edges[1:])[keep] / 2, share[keep], color=PALETTE[2], lw=1,

@@ -1,0 +1,262 @@
+"""A BERT-style masked language model: a bidirectional Transformer encoder with an MLM head.
+
+Shapes use fixed letters: B batch, T time (positions), C channels (``n_embd``), V vocabulary,
+nh heads.
+
+Where a GPT predicts x_{t+1} from x_1..x_t, a masked language model (掩码语言模型) sees the
+whole sequence with some tokens hidden and predicts each hidden token from *both* sides:
+
+    L_MLM = - 1/|M| sum_{t in M} log p(x_t | x~)    (M: the masked positions, x~: the corrupted input)
+
+The encoder is the same :class:`llm_lessons.transformer.Block` as the GPT's, built with
+``causal=False`` (every position attends to every position) and ``norm_first=False``
+(post-norm, as in BERT), exact GELU, and LayerNorm eps 1e-12. Targets are -100 wherever no
+prediction is asked for, so the loss averages over the masked positions only.
+
+>>> cfg = BertConfig.preset("nano", vocab_size=10, block_size=8)
+>>> model = MaskedLM(cfg)
+>>> idx = torch.tensor([[1, 2, 9, 4]])                 # 9 plays [MASK]
+>>> logits, loss = model(idx, targets=torch.tensor([[-100, -100, 3, -100]]))
+>>> logits.shape
+torch.Size([1, 4, 10])
+>>> abs(loss.item() - math.log(10)) < 0.5              # untrained: near uniform over 10 ids
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llm_lessons.attention import padding_mask
+from llm_lessons.transformer import Block
+
+#: Named sizes. ``nano`` matches the GPT's nano preset (same depth, width and block) so the
+#: causal and the masked model can be compared on equal terms; ``tiny`` is Google's BERT-Tiny
+#: (2 layers, 128 wide); ``base`` is BERT-base's shape (110M parameters with WordPiece's 30522).
+PRESETS: dict[str, dict] = {
+    "nano": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, type_vocab_size=0),
+    "tiny": dict(n_layer=2, n_head=2, n_embd=128, block_size=512, dropout=0.1, type_vocab_size=2),
+    "base": dict(n_layer=12, n_head=12, n_embd=768, block_size=512, dropout=0.1, type_vocab_size=2,
+                 vocab_size=30522),
+}
+
+
+@dataclass
+class BertConfig:
+    """Sizes of a masked LM. ``type_vocab_size=0`` drops BERT's token-type (segment) embedding."""
+
+    vocab_size: int
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    type_vocab_size: int = 0
+    norm_eps: float = 1e-12
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"BertConfig.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
+            raise ValueError(f"type_vocab_size must be an int >= 0, got {self.type_vocab_size!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> BertConfig:
+        """A named size with ``overrides`` applied; ``vocab_size`` is required unless preset.
+
+        >>> BertConfig.preset("nano", vocab_size=85).n_embd
+        128
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown BERT preset {name!r}; choose from {sorted(PRESETS)}")
+        values = {**PRESETS[name], **overrides}
+        if "vocab_size" not in values:
+            raise ValueError(f"preset {name!r} needs vocab_size=..., the tokenizer's vocabulary size")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> BertConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown BertConfig field(s) {unknown}; expected {sorted(known)}")
+        return cls(**values)
+
+
+class MaskedLM(nn.Module):
+    """A BERT-style encoder with a masked-LM head (dense, GELU, LayerNorm, tied decoder + bias).
+
+    ``forward(idx, targets=None, token_type_ids=None, attention_mask=None) -> (logits, loss)``:
+    idx (B, T) ids, logits (B, T, V), loss the mean cross-entropy over positions whose target
+    is not -100 (None without targets). ``attention_mask`` (B, T) is 1 for real tokens and 0
+    for padding, which no position may attend to. :meth:`encode` returns the contextual vectors
+    (B, T, C); :meth:`attention_weights` the attention of every layer and head, for plots and
+    bertviz.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise TypeError(f"MaskedLM needs a BertConfig, got {type(config).__name__}")
+        self.config = config
+        self.block_size = config.block_size
+        C, V = config.n_embd, config.vocab_size
+        self.wte = nn.Embedding(V, C)  # token embedding, also the output matrix
+        self.wpe = nn.Embedding(config.block_size, C)  # learned absolute positions
+        self.wtt = nn.Embedding(config.type_vocab_size, C) if config.type_vocab_size else None
+        self.ln_emb = nn.LayerNorm(C, eps=config.norm_eps)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(C, config.n_head, dropout=config.dropout, causal=False, norm_first=False,
+                  activation="gelu", norm_eps=config.norm_eps)
+            for _ in range(config.n_layer))
+        self.head = nn.Sequential(nn.Linear(C, C), nn.GELU(), nn.LayerNorm(C, eps=config.norm_eps))
+        self.lm_head = nn.Linear(C, V)
+        self.lm_head.weight = self.wte.weight  # tied, as in BERT; the bias stays its own
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        """Number of parameters, the tied embedding/output matrix counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _check_inputs(self, idx, targets, token_type_ids, attention_mask) -> None:
+        if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"idx must be an integer tensor (torch.long) of token ids, got "
+                            f"{idx.dtype if isinstance(idx, torch.Tensor) else type(idx).__name__}")
+        if idx.dim() != 2 or idx.shape[1] == 0:
+            raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
+        if idx.shape[1] > self.block_size:
+            raise ValueError(f"sequence length {idx.shape[1]} exceeds block_size {self.block_size}")
+        V = self.config.vocab_size
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= V:
+            raise ValueError(f"token ids must be in range(0, {V}), got ids from {lo} to {hi}")
+        for name, t in (("targets", targets), ("token_type_ids", token_type_ids),
+                        ("attention_mask", attention_mask)):
+            if t is not None and t.shape != idx.shape:
+                raise ValueError(f"{name} shape {tuple(t.shape)} must equal idx shape {tuple(idx.shape)}")
+        if targets is not None:
+            valid = targets[targets != -100]
+            if valid.numel() == 0:
+                raise ValueError("every target is -100: no position to predict, the loss is undefined")
+            if int(valid.min()) < 0 or int(valid.max()) >= V:
+                raise ValueError(f"targets must be in range(0, {V}) or -100 (ignored)")
+        if token_type_ids is not None:
+            n = self.config.type_vocab_size
+            if n == 0:
+                raise ValueError("this model has no token-type embedding (type_vocab_size=0)")
+            if int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= n:
+                raise ValueError(f"token_type_ids must be in range(0, {n})")
+
+    def encode(self, idx: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+               attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's contextual vectors for idx (B, T): (B, T, C)."""
+        self._check_inputs(idx, None, token_type_ids, attention_mask)
+        return self._encode(idx, token_type_ids, attention_mask)
+
+    def _encode(self, idx, token_type_ids, attention_mask) -> torch.Tensor:
+        T = idx.shape[1]
+        pos = torch.arange(T, device=idx.device)  # (T,)
+        x = self.wte(idx) + self.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
+        if self.wtt is not None:
+            types = torch.zeros_like(idx) if token_type_ids is None else token_type_ids
+            x = x + self.wtt(types)  # (B, T, C)
+        x = self.drop(self.ln_emb(x))
+        mask = None if attention_mask is None else padding_mask(attention_mask)  # (B, 1, 1, T)
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        return x
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) -> logits (B, T, V) and the mean cross-entropy over labelled positions."""
+        self._check_inputs(idx, targets, token_type_ids, attention_mask)
+        x = self._encode(idx, token_type_ids, attention_mask)
+        logits = self.lm_head(self.head(x))  # (B, T, C) -> (B, T, V)
+        loss = None
+        if targets is not None:
+            B, T, V = logits.shape
+            loss = F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T), ignore_index=-100)
+        return logits, loss
+
+    @torch.no_grad()
+    def attention_weights(self, idx: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                          attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention weights of every layer and head for idx (B, T): (n_layer, B, nh, T, T).
+
+        For bertviz, pass ``tuple(weights)`` (one (B, nh, T, T) tensor per layer) as attention.
+        """
+        attns = [block.attn for block in self.blocks]
+        for attn in attns:
+            attn.keep_weights = True
+        try:
+            self.encode(idx, token_type_ids, attention_mask)
+            return torch.stack([attn.weights for attn in attns])
+        finally:
+            for attn in attns:
+                attn.keep_weights, attn.weights = False, None
+
+
+@torch.no_grad()
+def init_positions_sinusoidal(model: MaskedLM) -> MaskedLM:
+    """Start the learned position table at the sinusoidal encoding, scaled like the token table.
+
+    The table stays trainable (BERT's learned absolute positions); it only starts with the
+    sinusoids' structure, in which neighbouring positions have similar vectors, instead of
+    noise. Its root-mean-square entry is set to the token embeddings' standard deviation
+    (0.02 at initialisation), so neither table drowns the other in their sum.
+
+    >>> model = init_positions_sinusoidal(MaskedLM(BertConfig(vocab_size=5, block_size=8, n_embd=16)))
+    >>> round(model.wpe.weight.pow(2).mean().sqrt().item(), 2), model.wpe.weight.requires_grad
+    (0.02, True)
+    """
+    from llm_lessons.positional import sinusoidal_encoding
+
+    table = sinusoidal_encoding(model.block_size, model.config.n_embd)  # (T, C), RMS entry 1/sqrt(2)
+    std = model.wte.weight.std().item()
+    model.wpe.weight.copy_(table * std * math.sqrt(2.0))
+    return model
+
+
+@torch.no_grad()
+def init_output_bias(model: MaskedLM, ids: torch.Tensor) -> MaskedLM:
+    """Start the output bias at the log-frequencies of the tokens in ``ids`` (add-one smoothed).
+
+    An untrained model then predicts the unigram distribution at every position, the level
+    an MLM otherwise spends its first steps reaching.
+
+    >>> model = init_output_bias(MaskedLM(BertConfig(vocab_size=3, n_layer=1, n_embd=8, n_head=2)),
+    ...                          torch.tensor([0, 0, 0, 1]))
+    >>> [round(p, 3) for p in model.lm_head.bias.exp().tolist()]   # (3+1, 1+1, 0+1) / 7
+    [0.571, 0.286, 0.143]
+    """
+    V = model.config.vocab_size
+    if ids.dim() != 1 or ids.is_floating_point() or (ids.numel() and int(ids.max()) >= V):
+        raise ValueError(f"ids must be a 1-D integer tensor of ids in range(0, {V})")
+    counts = torch.bincount(ids, minlength=V).double() + 1.0  # (V,)
+    model.lm_head.bias.copy_((counts / counts.sum()).log())
+    return model

@@ -1,0 +1,58 @@
+"""Train the shipped nano GPT on character-level Shakespeare, exactly as notebook 03_2 does.
+
+Usage:  .venv/bin/python scripts/train_checkpoints.py
+Writes llm_lessons/resources/gpt_nano_shakespeare.safetensors and .json (config, tokenizer
+characters, training summary). CPU, one thread, fixed seeds: the same torch version gives the
+same weights bit for bit, and notebook 03_2 checks that its own run reproduces them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+from llm_lessons import checkpoint, set_seed  # noqa: E402
+from llm_lessons.gpt import GPT, GPTConfig  # noqa: E402
+from llm_lessons.pretrained import GPT_SHAKESPEARE, shakespeare_char_data  # noqa: E402
+from llm_lessons.training import TrainConfig, evaluate, train  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+#: The validation slice the shipped model's test re-scores (whole windows of the first characters).
+VAL_SLICE = 20_000
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    tok, train_ids, val_ids = shakespeare_char_data()
+    set_seed(0)  # the model's initial weights, as in notebook 03_2
+    model = GPT(GPTConfig.preset("nano", vocab_size=tok.vocab_size))
+    config = TrainConfig.preset("nano", progress=sys.stderr.isatty())
+    start = time.perf_counter()
+    history = train(model, train_ids, val_ids, config)
+    seconds = time.perf_counter() - start
+    summary = {
+        "data": "llm_lessons.pretrained.shakespeare_char_data() (train_val_split(), plays kept whole)",
+        "seed": 0, "gpt_preset": "nano", "train_preset": "nano",
+        "train_config": {k: v for k, v in config.__dict__.items() if k != "progress"},
+        "steps": history.steps[-1], "tokens": history.tokens[-1],
+        "train_loss": round(history.train_loss[-1], 4), "val_loss": round(history.val_loss[-1], 4),
+        "val_loss_all": round(evaluate(model, val_ids), 4),
+        "val_slice_chars": VAL_SLICE, "val_loss_slice": round(evaluate(model, val_ids[:VAL_SLICE]), 4),
+        "torch": torch.__version__,
+    }
+    extra = {"tokenizer": {"type": "CharTokenizer", "chars": tok.chars}, "training": summary}
+    path = checkpoint.save(model, ROOT / "llm_lessons" / "resources" / GPT_SHAKESPEARE, extra=extra)
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 2**20:.1f} MiB) after "
+          f"{seconds:.0f} s of training")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,13 +26,15 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from llm_lessons.attention import padding_mask
+from llm_lessons.configs import ModelConfig
 from llm_lessons.transformer import Block
 
 #: Named sizes. ``nano`` matches the GPT's nano preset (same depth, width and block) so the
@@ -47,8 +49,11 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass
-class BertConfig:
+class BertConfig(ModelConfig):
     """Sizes of a masked LM. ``type_vocab_size=0`` drops BERT's token-type (segment) embedding."""
+
+    family: ClassVar[str] = "BERT"
+    presets: ClassVar[dict[str, dict]] = PRESETS
 
     vocab_size: int
     block_size: int = 64
@@ -60,10 +65,7 @@ class BertConfig:
     norm_eps: float = 1e-12
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"BertConfig.{name} must be a positive int, got {value!r}")
+        self.check_positive_ints("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
         if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
             raise ValueError(f"type_vocab_size must be an int >= 0, got {self.type_vocab_size!r}")
         if self.n_embd % self.n_head != 0:
@@ -72,31 +74,6 @@ class BertConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> BertConfig:
-        """A named size with ``overrides`` applied; ``vocab_size`` is required unless preset.
-
-        >>> BertConfig.preset("nano", vocab_size=85).n_embd
-        128
-        """
-        if name not in PRESETS:
-            raise ValueError(f"unknown BERT preset {name!r}; choose from {sorted(PRESETS)}")
-        values = {**PRESETS[name], **overrides}
-        if "vocab_size" not in values:
-            raise ValueError(f"preset {name!r} needs vocab_size=..., the tokenizer's vocabulary size")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> BertConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown BertConfig field(s) {unknown}; expected {sorted(known)}")
-        return cls(**values)
 
 
 class MaskedLM(nn.Module):

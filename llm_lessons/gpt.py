@@ -19,13 +19,15 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from llm_lessons.attention import KVCache
+from llm_lessons.configs import ModelConfig
 from llm_lessons.transformer import Block
 
 #: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual
@@ -39,8 +41,11 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ModelConfig):
     """Sizes of a GPT. ``bias=True`` matches GPT-2 (needed to convert to Hugging Face)."""
+
+    family: ClassVar[str] = "GPT"
+    presets: ClassVar[dict[str, dict]] = PRESETS
 
     vocab_size: int
     block_size: int = 64
@@ -51,40 +56,12 @@ class GPTConfig:
     bias: bool = True
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+        self.check_positive_ints("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
                              "each head gets n_embd // n_head channels")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> GPTConfig:
-        """A named size with ``overrides`` applied; ``vocab_size`` is required unless preset.
-
-        >>> GPTConfig.preset("nano", vocab_size=65).n_embd
-        128
-        """
-        if name not in PRESETS:
-            raise ValueError(f"unknown GPT preset {name!r}; choose from {sorted(PRESETS)}")
-        values = {**PRESETS[name], **overrides}
-        if "vocab_size" not in values:
-            raise ValueError(f"preset {name!r} needs vocab_size=..., the tokenizer's vocabulary size")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> GPTConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig field(s) {unknown}; expected {sorted(known)}")
-        return cls(**values)
 
 
 class GPT(nn.Module):

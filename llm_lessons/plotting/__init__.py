@@ -1,0 +1,41 @@
+"""The book's figures (presentation layer): one house style and small helpers that return Axes.
+
+Every helper draws on an Axes it is given (or makes one) and *returns* it, so lessons can
+compose figures and tests can inspect them; nothing here calls ``plt.show()``. The helpers live
+in one module per topic and are all importable from here:
+
+- :mod:`~llm_lessons.plotting.style`: the style, line plots, reference lines, heatmaps
+- :mod:`~llm_lessons.plotting.attention`: attention maps, positional encodings, bertviz views
+- :mod:`~llm_lessons.plotting.decoding`: what a decoding filter keeps
+- :mod:`~llm_lessons.plotting.training`: loss curves, live during training
+- :mod:`~llm_lessons.plotting.evaluation`: reliability diagrams, intervals, evaluation windows
+"""
+
+from llm_lessons.plotting.attention import (
+    bertviz_view,
+    plot_attention,
+    plot_attention_heads,
+    plot_encoding_dimensions,
+)
+from llm_lessons.plotting.decoding import plot_distribution_filter, readable_token
+from llm_lessons.plotting.evaluation import plot_intervals, plot_reliability, plot_token_windows
+from llm_lessons.plotting.style import (
+    PALETTE,
+    STYLE,
+    as_numpy,
+    book_style,
+    heatmap,
+    labelled_scatter,
+    line_plot,
+    new_axes,
+    reference_lines,
+    use_book_style,
+)
+from llm_lessons.plotting.training import LiveLossPlot, plot_history
+
+__all__ = [
+    "PALETTE", "STYLE", "LiveLossPlot", "as_numpy", "bertviz_view", "book_style", "heatmap",
+    "labelled_scatter", "line_plot", "new_axes", "plot_attention", "plot_attention_heads",
+    "plot_distribution_filter", "plot_encoding_dimensions", "plot_history", "plot_intervals",
+    "plot_reliability", "plot_token_windows", "readable_token", "reference_lines", "use_book_style",
+]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from llm_lessons.sampling import StepDecoder, block_size_of, check_prompt, warn_if_cropped
+from llm_lessons.utils import eval_mode
 
 
 @torch.no_grad()
@@ -49,11 +50,8 @@ def token_logprobs(model, idx: torch.Tensor, start: int = 1, chunk: int = 256) -
     if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start <= T:
         raise ValueError(f"start must be an int in [1, T={T}] (token 0 has no context), got {start!r}")
     bs = block_size_of(model)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
     parts = [idx.new_zeros(B, 0).float()]
-    try:
+    with eval_mode(model):
         head = min(T, bs + 1)  # tokens 1..head-1 are predicted by one forward pass of the first window
         if start < head:
             logits, _ = model(idx[:, : head - 1])  # (B, head-1, V)
@@ -70,9 +68,6 @@ def token_logprobs(model, idx: torch.Tensor, start: int = 1, chunk: int = 256) -
                 logits, _ = model(flat[i:i + chunk])  # (b, bs, V)
                 out.append(logits[:, -1].float().log_softmax(-1).gather(-1, targets[i:i + chunk]))
             parts.append(torch.cat(out).view(B, n_windows))  # (B*nW, 1) -> (B, nW)
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
     return torch.cat(parts, dim=1)
 
 
@@ -120,10 +115,7 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, beam_width: int,
     T, W = idx.shape[1], beam_width
     seqs, sums = idx, torch.zeros(1, dtype=torch.float64, device=idx.device)  # (1, T), (1,)
     finished: list[Beam] = []
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
+    with eval_mode(model):
         for step in range(max_new_tokens):
             logp = decoder(seqs).double().log_softmax(dim=-1)  # (rows, V)
             V = logp.shape[-1]
@@ -148,9 +140,6 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, beam_width: int,
             seqs = torch.cat([seqs[rows_t], seqs.new_tensor(toks)[:, None]], dim=1)  # (W, T + step + 1)
             sums = torch.tensor(new_sums, dtype=torch.float64, device=idx.device)
             decoder.reorder(rows_t)
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
     pool = list(finished)
     if len(finished) < W:
         pool += [_beam(seqs[i], sums[i].item(), seqs.shape[1] - T, length_penalty, False)

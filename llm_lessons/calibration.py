@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llm_lessons.utils import eval_mode
+
 
 def confidences(probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """(confidence (N,), correct (N,)) from class probabilities (N, V) and targets (N,).
@@ -138,16 +140,12 @@ def next_token_predictions(model: nn.Module, ids: Tensor, block_size: int | None
     y = ids[1: n * T + 1].view(n, T)  # (n, T) next tokens
     param = next(iter(model.parameters()), None)  # a uniform or n-gram model may have none
     device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
     out = []
-    try:
+    with eval_mode(model):
         for i in range(0, n, batch_size):
             logits, _ = model(x[i:i + batch_size].to(device))  # (B, T, V)
             logp = F.log_softmax(logits.double() / temperature, dim=-1).cpu()
             conf, pred = logp.exp().max(dim=-1)  # (B, T)
             nll = -logp.gather(-1, y[i:i + batch_size, :, None]).squeeze(-1)  # (B, T, 1) -> (B, T)
             out.append((conf.flatten(), (pred == y[i:i + batch_size]).flatten(), nll.flatten()))
-    finally:
-        model.train(was_training)
     return tuple(torch.cat(parts) for parts in zip(*out, strict=True))

@@ -34,6 +34,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from llm_lessons.utils import eval_mode
+
 MODEL_NAME = "llm-lessons"
 TASK_DIR = Path(__file__).resolve().parent / "resources" / "lm_eval_tasks"
 TASKS = ("shakespeare_ppl", "shakespeare_next_line", "shakespeare_cloze")
@@ -108,12 +110,8 @@ def adapter_class():
                 if not ctx or not cont or len(cont) > self.max_length:
                     raise ValueError(f"a request needs 1+ context tokens and 1..max_length="
                                      f"{self.max_length} continuation tokens, got {len(ctx)} and {len(cont)}")
-            was_training = self.model.training
-            self.model.eval()
-            try:
+            with eval_mode(self.model):
                 return self._score(requests)
-            finally:
-                self.model.train(was_training)
 
         def _score(self, requests) -> list[tuple[float, bool]]:
             out = []

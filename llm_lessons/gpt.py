@@ -29,6 +29,7 @@ from torch import nn
 from llm_lessons.attention import KVCache
 from llm_lessons.configs import ModelConfig
 from llm_lessons.transformer import Block
+from llm_lessons.utils import eval_mode
 
 #: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual
 #: single-GPU character model (nanoGPT's Shakespeare-char size); ``gpt2`` is GPT-2 small's shape
@@ -195,9 +196,7 @@ class GPT(nn.Module):
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             for _ in range(max_new_tokens):
                 logits, _ = self(idx[:, -self.block_size:])
                 logits = logits[:, -1, :]  # (B, T, V) -> (B, V): the next-token scores
@@ -210,7 +209,5 @@ class GPT(nn.Module):
                         logits = logits.masked_fill(logits < kth, float("-inf"))
                     nxt = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)  # (B, 1)
                 idx = torch.cat([idx, nxt], dim=1)
-        finally:
-            self.train(was_training)
         return idx
 

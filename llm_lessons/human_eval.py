@@ -16,8 +16,8 @@ inside the functions) that append records as a rater clicks. The analysis helper
 into the arrays :mod:`llm_lessons.agreement` expects.
 
 >>> tasks = pairwise_tasks(["p1"], ["A", "B", "C"], seed=0)
->>> len(tasks), sorted({frozenset((t.left, t.right)) for t in tasks}) == sorted(
-...     {frozenset(p) for p in [("A", "B"), ("A", "C"), ("B", "C")]})
+>>> len(tasks), {frozenset((t.left, t.right)) for t in tasks} == {
+...     frozenset(p) for p in [("A", "B"), ("A", "C"), ("B", "C")]}
 (3, True)
 >>> outcome(PairwiseTask("p1", left="B", right="A"), "left")   # B was on the left and won
 ('B', 'A', 1.0)

@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llm_lessons.utils import eval_mode
+
 LN2 = math.log(2.0)
 
 
@@ -138,9 +140,8 @@ def corpus_token_nll(model: nn.Module, docs: Sequence, block_size: int | None = 
                              "needed, the first has no context and is never predicted")
     plan = [(d, w) for d, s in enumerate(seqs) for w in token_windows(len(s), T, stride, align_last)]
     out = [torch.empty(len(s) - 1, dtype=torch.float64) for s in seqs]
-    device, was_training = _device(model), model.training
-    model.eval()
-    try:
+    device = _device(model)
+    with eval_mode(model):
         for i in range(0, len(plan), B):
             chunk = plan[i:i + B]
             L = max(w.stop - w.start for _, w in chunk)
@@ -159,8 +160,6 @@ def corpus_token_nll(model: nn.Module, docs: Sequence, block_size: int | None = 
             for b, (d, w) in enumerate(chunk):
                 n = w.stop - w.start
                 out[d][w.stop - w.n_scored:w.stop] = nll[b, n - w.n_scored:n]
-    finally:
-        model.train(was_training)
     return out
 
 

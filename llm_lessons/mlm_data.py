@@ -25,6 +25,7 @@ import torch
 
 from llm_lessons.data import mask_tokens
 from llm_lessons.tokenizers import CharTokenizer
+from llm_lessons.utils import eval_mode
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,8 @@ def masked_token_scores(model: torch.nn.Module, inputs: torch.Tensor, labels: to
     if inputs.shape != labels.shape or inputs.dim() != 2:
         raise ValueError(f"inputs and labels must share a (B, T) shape, got {tuple(inputs.shape)} "
                          f"and {tuple(labels.shape)}")
-    was_training = model.training
-    model.eval()
     total, correct, count = 0.0, 0, 0
-    try:
+    with eval_mode(model):
         for s in range(0, len(inputs), batch_size):
             x, y = inputs[s:s + batch_size], labels[s:s + batch_size]
             logits, _ = model(x)
@@ -133,8 +132,6 @@ def masked_token_scores(model: torch.nn.Module, inputs: torch.Tensor, labels: to
             total -= logp.gather(1, y[keep][:, None]).sum().item()
             correct += (logp.argmax(dim=-1) == y[keep]).sum().item()
             count += int(keep.sum())
-    finally:
-        model.train(was_training)
     if count == 0:
         raise ValueError("labels hold no position to score (all -100)")
     return total / count, correct / count

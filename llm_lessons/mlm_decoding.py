@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from llm_lessons.utils import eval_mode
+
 ORDERS = ("independent", "left_to_right", "confidence")
 
 
@@ -67,12 +69,8 @@ def _check_sampling(temperature: float, top_k: int | None) -> None:
 @torch.no_grad()
 def _log_probs(model: nn.Module, ids: torch.Tensor, banned: Sequence[int]) -> torch.Tensor:
     """log p over ordinary tokens at every position: ids (B, T) -> (B, T, V), eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits, _ = model(ids)
-    finally:
-        model.train(was_training)
     logits = logits.float()
     if banned:
         logits[..., list(banned)] = float("-inf")

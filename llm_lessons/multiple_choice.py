@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llm_lessons.utils import eval_mode
+
 
 @dataclass(frozen=True)
 class ChoiceScores:
@@ -94,12 +96,8 @@ def continuation_logprob(model, context_ids: Sequence[int], continuation_ids: Se
     seq = (list(context_ids) + list(continuation_ids))[-(T + 1):]
     p = next(iter(model.parameters()), None)
     x = torch.tensor(seq[:-1], device=p.device if p is not None else "cpu")[None]  # (1, T)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits, _ = model(x)
-    finally:
-        model.train(was_training)
     n = len(continuation_ids)
     logp = F.log_softmax(logits[0, -n:].double(), dim=-1).cpu()  # (n, V)
     target = torch.tensor(list(continuation_ids))

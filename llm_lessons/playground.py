@@ -17,6 +17,7 @@ import torch
 
 from llm_lessons.plotting import new_axes, plot_distribution_filter
 from llm_lessons.sampling import generate, process_logits
+from llm_lessons.utils import eval_mode
 
 #: Named settings: argmax; the model's own distribution; common "safe" recipes.
 PRESETS: dict[str, dict] = {
@@ -68,12 +69,8 @@ def continue_text(model, tokenizer, prompt: str,
                   settings: DecodingSettings) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The next-token logits after ``prompt`` (V,), the same after the knobs, and the continuation."""
     idx = _encode(model, tokenizer, prompt)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits = model(idx[:, -model.block_size:])[0][0, -1].float()  # (1, T, V) -> (V,)
-    finally:
-        model.train(was_training)
     knobs = settings.knobs()
     filtered = process_logits(logits, idx[0], **knobs)
     gen = torch.Generator(device=idx.device).manual_seed(settings.seed)

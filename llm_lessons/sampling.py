@@ -30,6 +30,8 @@ import warnings
 
 import torch
 
+from llm_lessons.utils import eval_mode
+
 NEG_INF = float("-inf")
 
 
@@ -299,11 +301,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     decoder = StepDecoder(model, use_cache)
     warn_if_cropped(idx, decoder.block_size)
     argmax = greedy or temperature == 0
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
     logprobs = []
-    try:
+    with eval_mode(model):
         for _ in range(max_new_tokens):
             logits = decoder(idx)  # (B, V)
             raw = logits
@@ -319,9 +318,6 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
             if return_logprobs:
                 logprobs.append(raw.float().log_softmax(dim=-1).gather(-1, nxt))  # (B, 1)
             idx = torch.cat([idx, nxt.to(idx.dtype)], dim=1)
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
     if return_logprobs:
         return idx, torch.cat(logprobs, dim=1) if logprobs else idx.new_zeros(idx.shape[0], 0).float()
     return idx

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from llm_lessons.utils import eval_mode
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 BatchFn = Callable[[torch.Tensor, int, int, torch.Generator], Batch]
 
@@ -127,17 +129,13 @@ def _autocast(device: torch.device, dtype: str):
 @torch.no_grad()
 def _mean_loss(model: nn.Module, batches: list[Batch], device: torch.device, dtype: str) -> float:
     """Mean loss per target token over batches (targets equal to -100 do not count)."""
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for x, y in batches:
             with _autocast(device, dtype):
                 _, loss = model(x.to(device), y.to(device))
             n = int((y != -100).sum())
             total, count = total + loss.float().item() * n, count + n
-    finally:
-        model.train(was_training)
     return total / count
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -58,3 +60,26 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def eval_mode(model) -> Iterator[None]:
+    """Put ``model`` in eval mode (no dropout) for the block, then restore its previous mode.
+
+    Models without ``train``/``eval`` (a plain function, say) pass through untouched.
+
+    >>> m = torch.nn.Dropout(0.5)
+    >>> with eval_mode(m):
+    ...     m.training
+    False
+    >>> m.training
+    True
+    """
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)

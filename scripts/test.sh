@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 bash scripts/setup_env.sh
-export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PYTHONHASHSEED=0 LLM_LESSONS_DEVICE=cpu
 # The browser check drives Debian's chromium (a CJK font so that screenshots show the Chinese
 # titles); as root, install it when missing, as CI's fresh machine needs.
@@ -20,11 +20,13 @@ fi
 echo "== ruff"
 ruff check .
 echo "== unit tests and doctests"
-python -m pytest -q -n 2 tests llm_lessons --ignore=tests/test_book_browser.py
+MPLBACKEND=Agg python -m pytest -q -n 2 tests llm_lessons --ignore=tests/test_book_browser.py
 echo "== nbval (strict) over every notebook in _toc.yml"
 # One thread per worker: two kernels share two cores, and results are thread-count independent.
+# The kernels draw with the inline backend, as when the outputs were saved (scripts/execute_notebooks.py).
 mapfile -t notebooks < <(python scripts/toc_notebooks.py)
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m pytest -q -p no:cacheprovider --nbval \
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=module://matplotlib_inline.backend_inline \
+  python -m pytest -q -p no:cacheprovider --nbval \
   --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 \
   -n 2 --dist loadscope "${notebooks[@]}"
 echo "== book build (-W -n --keep-going), self-contained"

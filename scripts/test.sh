@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 bash scripts/setup_env.sh
+echo "== environment ready after $((SECONDS - start)) s"
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PYTHONHASHSEED=0 LLM_LESSONS_DEVICE=cpu
 # The browser check drives Debian's chromium (a CJK font so that screenshots show the Chinese
@@ -21,7 +22,7 @@ echo "== ruff"
 ruff check .
 echo "== unit tests and doctests"
 MPLBACKEND=Agg python -m pytest -q -n 2 tests llm_lessons --ignore=tests/test_book_browser.py
-echo "== nbval (strict) over every notebook in _toc.yml"
+echo "== (at $((SECONDS - start)) s) nbval (strict) over every notebook in _toc.yml"
 # One thread per worker: two kernels share two cores, and results are thread-count independent.
 # The kernels draw with the inline backend, as when the outputs were saved (scripts/execute_notebooks.py).
 mapfile -t notebooks < <(python scripts/toc_notebooks.py)
@@ -29,10 +30,10 @@ OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=module://matplotlib_inline.backen
   python -m pytest -q -p no:cacheprovider --nbval \
   --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 \
   -n 2 --dist loadscope "${notebooks[@]}"
-echo "== book build (-W -n --keep-going), self-contained"
+echo "== (at $((SECONDS - start)) s) book build (-W -n --keep-going), self-contained"
 rm -rf _build_test
 bash scripts/build_book.sh _build_test
-echo "== every page in headless Chromium, network off (screenshots in artifacts/screenshots/)"
+echo "== (at $((SECONDS - start)) s) every page in headless Chromium, network off (screenshots in artifacts/screenshots/)"
 LLM_LESSONS_BOOK_HTML="$PWD/_build_test/_build/html" python -m pytest -q -p no:cacheprovider \
   tests/test_book_browser.py
 echo "== all checks passed in $((SECONDS - start)) s"

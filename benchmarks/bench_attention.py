@@ -13,7 +13,6 @@ must store for the backward pass.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from common import peak_rss_mib
 
 from llm_lessons.attention import causal_mask, scaled_dot_product_attention
 
@@ -63,28 +63,12 @@ def peak_growth_mib(kind: str, T: int, threads: int) -> float:
     return float(done.stdout.strip())
 
 
-def peak_rss_kib() -> int:
-    """This process's peak resident set size in KiB.
-
-    Linux's VmHWM belongs to the current program image; ``ru_maxrss`` is the fallback elsewhere,
-    but it survives ``exec`` and so can report the parent's larger peak.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-
-
 def one(kind: str, T: int) -> None:
     q, k, v = inputs(T)
     mask = causal_mask(T)
-    before = peak_rss_kib()
+    before = peak_rss_mib()
     step(kind, q, k, v, mask)
-    print((peak_rss_kib() - before) / 1024)
+    print(peak_rss_mib() - before)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,22 +27,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from common import interleaved_training_steps, peak_rss_mib
 
 RECIPES = {  # name -> TrainConfig overrides on the "nano" preset
     "ours (book defaults)": {},
     "ours, bf16 autocast": {"dtype": "bfloat16"},
     "nanoGPT README CPU recipe": {"batch_size": 12, "lr": 1e-3, "warmup_steps": 100, "max_steps": 2000},
 }
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory. Linux's VmHWM starts afresh at exec; ru_maxrss (the
-    fallback elsewhere) can carry over the parent's peak into a subprocess."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def throughput(steps: int) -> None:
@@ -68,19 +58,9 @@ def throughput(steps: int) -> None:
     runs = {"ours": (ours, lambda x, y: ours(x, y)[1]), "HF GPT2LMHeadModel": (hf, hf_loss)}
     opts = {name: make_optimizer(model, tcfg) for name, (model, _) in runs.items()}
     gen = torch.Generator().manual_seed(0)
-    wall = {name: [] for name in runs}
-    cpu = {name: [] for name in runs}  # CPU seconds: less sensitive than wall time to other load
-    for _ in range(steps):
-        x, y = random_windows(train_ids, tcfg.batch_size, cfg.block_size, gen)
-        for name, (model, loss_fn) in runs.items():
-            start, cpu_start = time.perf_counter(), time.process_time()
-            loss = loss_fn(x, y)
-            opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            opts[name].step()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - cpu_start)
+    wall, cpu = interleaved_training_steps(
+        runs, opts, lambda: random_windows(train_ids, tcfg.batch_size, cfg.block_size, gen), steps,
+        tcfg.grad_clip)
     tokens = tcfg.batch_size * cfg.block_size
     print(f"== throughput: nano GPT ({ours.num_params():,} parameters), batch {tcfg.batch_size} x "
           f"{cfg.block_size}, {steps} interleaved steps each (first 5 dropped), "

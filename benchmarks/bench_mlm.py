@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
+from common import interleaved_training_steps, peak_rss_mib
 
 BATCH = 16
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def throughput(steps: int) -> None:
@@ -59,17 +55,8 @@ def throughput(steps: int) -> None:
     opts = {name: make_optimizer(model, tcfg) for name, (model, _) in runs.items()}
     batches = MaskedWindows(tok.mask_id, tok.vocab_size, tok.special_ids)
     gen = torch.Generator().manual_seed(0)
-    wall = {name: [] for name in runs}
-    for _ in range(steps):
-        x, y = batches(train_ids, BATCH, cfg.block_size, gen)
-        for name, (model, loss_fn) in runs.items():
-            start = time.perf_counter()
-            loss = loss_fn(x, y)
-            opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            opts[name].step()
-            wall[name].append(time.perf_counter() - start)
+    wall, _ = interleaved_training_steps(
+        runs, opts, lambda: batches(train_ids, BATCH, cfg.block_size, gen), steps, tcfg.grad_clip)
     tokens = BATCH * cfg.block_size
     print(f"== MLM training throughput: nano MaskedLM ({ours.num_params():,} parameters), batch "
           f"{BATCH} x {cfg.block_size}, {steps} interleaved steps each (first 5 dropped), "

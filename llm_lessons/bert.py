@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_lessons.attention import padding_mask
-from llm_lessons.configs import ModelConfig
+from llm_lessons.configs import MAX_SIZES, ModelConfig
 from llm_lessons.transformer import Block
+from llm_lessons.validation import check_int, check_real
 
 #: Named sizes. ``nano`` matches the GPT's nano preset (same depth, width and block) so the
 #: causal and the masked model can be compared on equal terms; ``tiny`` is Google's BERT-Tiny
@@ -66,14 +67,12 @@ class BertConfig(ModelConfig):
 
     def __post_init__(self):
         self.check_positive_ints("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
-        if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
-            raise ValueError(f"type_vocab_size must be an int >= 0, got {self.type_vocab_size!r}")
+        check_int(self.type_vocab_size, "BertConfig.type_vocab_size", low=0,
+                  high=MAX_SIZES["type_vocab_size"])
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
+        check_real(self.dropout, "BertConfig.dropout", low=0.0, high=1.0, high_open=True)
+        check_real(self.norm_eps, "BertConfig.norm_eps", low=0.0, high=1.0, low_open=True)
 
 
 class MaskedLM(nn.Module):

@@ -21,6 +21,15 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import ClassVar
 
+from llm_lessons.validation import check_int
+
+#: Upper bounds on sizes: far above any model of the book (GPT-2 XL has 48 layers and 1600
+#: channels), low enough that a hostile checkpoint config cannot make a loader build a model of
+#: absurd size. A size not named here is bounded by ``MAX_SIZE``.
+MAX_SIZES: dict[str, int] = {"vocab_size": 2**20, "block_size": 2**20, "n_layer": 256,
+                             "n_head": 1024, "n_embd": 2**15, "type_vocab_size": 2**10}
+MAX_SIZE = 2**20
+
 
 class ModelConfig:
     """Mixin for model-config dataclasses (``family`` and ``presets`` are class attributes)."""
@@ -38,6 +47,10 @@ class ModelConfig:
             raise ValueError(f"preset {name!r} needs vocab_size=..., the tokenizer's vocabulary size")
         return cls(**values)
 
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -51,8 +64,11 @@ class ModelConfig:
         return cls(**values)
 
     def check_positive_ints(self, *names: str) -> None:
-        """Raise a ValueError naming the first of ``names`` that is not a positive int."""
+        """Raise a ValueError naming the first of ``names`` that is not an int in [1, its bound]."""
         for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{type(self).__name__}.{name} must be a positive int, got {value!r}")
+            value, bound = getattr(self, name), MAX_SIZES.get(name, MAX_SIZE)
+            try:
+                check_int(value, name, low=1, high=bound)
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}.{name} must be a positive int <= {bound}, "
+                                 f"got {value!r}") from None

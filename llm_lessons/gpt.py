@@ -30,6 +30,7 @@ from llm_lessons.attention import KVCache
 from llm_lessons.configs import ModelConfig
 from llm_lessons.transformer import Block
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import check_bool, check_real
 
 #: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual
 #: single-GPU character model (nanoGPT's Shakespeare-char size); ``gpt2`` is GPT-2 small's shape
@@ -61,8 +62,8 @@ class GPTConfig(ModelConfig):
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
                              "each head gets n_embd // n_head channels")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_real(self.dropout, "GPTConfig.dropout", low=0.0, high=1.0, high_open=True)
+        check_bool(self.bias, "GPTConfig.bias")
 
 
 class GPT(nn.Module):

@@ -52,7 +52,15 @@ def load_task_docs(data_file: str) -> list[dict]:
     if path.parent != TASK_DIR or not path.is_file():
         known = sorted(p.name for p in TASK_DIR.glob("*.jsonl"))
         raise ValueError(f"unknown task data file {data_file!r}; shipped: {known}")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path.name}:{n} is not a complete JSON line (half-written?): "
+                                 f"{err}") from None
+    return rows
 
 
 def task_dataset(data_file: str, **_unused):

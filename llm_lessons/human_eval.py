@@ -27,16 +27,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from llm_lessons.files import read_limited, write_atomic
+
 ASPECTS = ("fluency", "relevance")
 CHOICES = ("left", "right", "tie")
 SCALE = (1, 2, 3, 4, 5)
 SHIPPED_VOTES = "human_votes.jsonl"
+MAX_VOTES_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ def outcome(task: PairwiseTask, choice: str) -> tuple[str, str, float]:
 
 
 def _check_record(rec: dict, where: str) -> dict:
+    if not isinstance(rec, dict):
+        raise ValueError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
     kind = rec.get("type")
     need = {"likert": ("rater", "item", "system", *ASPECTS),
             "pairwise": ("rater", "item", "left", "right", "choice"),
@@ -79,7 +85,11 @@ def _check_record(rec: dict, where: str) -> dict:
     missing = [k for k in need if k not in rec]
     if missing:
         raise ValueError(f"{where}: {kind} record lacks {missing}")
-    if kind == "likert" and any(rec[a] not in SCALE for a in ASPECTS):
+    names = {"likert": ("rater", "item", "system"), "pairwise": ("rater", "item", "left", "right")}
+    if any(not isinstance(rec[k], str) for k in names.get(kind, ())):
+        raise ValueError(f"{where}: {kind} record fields {list(names[kind])} must be strings")
+    if kind == "likert" and any(isinstance(rec[a], bool) or not isinstance(rec[a], int) or rec[a] not in SCALE
+                                for a in ASPECTS):
         raise ValueError(f"{where}: Likert scores must be integers 1..5, got {[rec[a] for a in ASPECTS]}")
     if kind == "pairwise" and (rec["choice"] not in CHOICES or rec["left"] == rec["right"]):
         raise ValueError(f"{where}: pairwise record needs two different systems and a choice in {CHOICES}")
@@ -87,10 +97,22 @@ def _check_record(rec: dict, where: str) -> dict:
 
 
 def append_record(path: str | Path, record: dict) -> None:
-    """Validate one record and append it as a line of JSON."""
+    """Validate one record and append it as a line of JSON.
+
+    The file is rewritten atomically (:func:`llm_lessons.files.write_atomic`), so a crash
+    never leaves a half-written line; after a line that someone else left unfinished, the new
+    record still starts on a line of its own.
+    """
     _check_record(record, "record")
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    try:
+        line = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError) as err:
+        raise ValueError(f"record is not plain JSON text: {err}") from None
+    path = Path(path)
+    old = read_limited(path, MAX_VOTES_BYTES) if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    write_atomic(path, old + line)
 
 
 @dataclass(frozen=True)
@@ -114,17 +136,37 @@ class Votes:
         raise KeyError(f"no sample for item {item!r}, system {system!r}")
 
 
-def load_votes(path: str | Path | None = None) -> Votes:
-    """Read a votes file (default: the shipped, *simulated* ``resources/human_votes.jsonl``)."""
+def load_votes(path: str | Path | None = None, *, skip_invalid: bool = False) -> Votes:
+    """Read a votes file (default: the shipped, *simulated* ``resources/human_votes.jsonl``).
+
+    A line that is not a valid record (a half-written last line, say) raises a ValueError
+    naming ``file:line``; with ``skip_invalid=True`` such lines are skipped with a warning that
+    names them.
+    """
     if path is None:
         from llm_lessons.pretrained import resource_path
 
         path = resource_path(SHIPPED_VOTES)
     groups: dict[str, list[dict]] = {"header": [], "sample": [], "likert": [], "pairwise": []}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    skipped = []
+    text = read_limited(Path(path), MAX_VOTES_BYTES).decode("utf-8", errors="replace")
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            rec = _check_record(json.loads(line), f"{path}:{n}")
+            try:
+                try:
+                    raw = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{n}: not a complete JSON record (a half-written line?): "
+                                     f"{err}") from None
+                rec = _check_record(raw, f"{path}:{n}")
+            except ValueError as err:
+                if not skip_invalid:
+                    raise ValueError(f"{err} (load_votes(..., skip_invalid=True) skips such lines)") from None
+                skipped.append(n)
+                continue
             groups[rec["type"]].append(rec)
+    if skipped:
+        warnings.warn(f"{path}: skipped invalid line(s) {skipped}", stacklevel=2)
     if not (groups["likert"] or groups["pairwise"]):
         raise ValueError(f"{path} holds no likert or pairwise votes")
     return Votes(groups["header"][0] if groups["header"] else {}, groups["sample"],

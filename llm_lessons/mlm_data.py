@@ -26,6 +26,7 @@ import torch
 from llm_lessons.data import mask_tokens
 from llm_lessons.tokenizers import CharTokenizer
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import token_ids
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,7 @@ class MaskedCharTokenizer:
     def decode(self, ids: Iterable[int], mask: str | None = None) -> str:
         """Text of ids; special tokens print as their names, or [MASK] as ``mask`` if given."""
         n, out = self.chars.vocab_size, []
-        for i in (int(i) for i in ids):
-            if not 0 <= i < self.vocab_size:
-                raise ValueError(f"token id {i} is outside the vocabulary range(0, {self.vocab_size})")
+        for i in token_ids(ids, "ids", vocab_size=self.vocab_size):
             if i < n:
                 out.append(self.chars.itos[i])
             else:

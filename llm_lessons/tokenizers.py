@@ -25,30 +25,54 @@ from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
 
+from llm_lessons.files import read_limited, write_atomic
+from llm_lessons.validation import token_ids
+
 #: GPT-2 style pre-split, written with the standard library's ``re``: contractions, runs of
 #: letters, digits or other symbols (each with at most one leading space), and whitespace.
 #: BPE never merges across these chunks, so a token never spans a word and its neighbour.
 SPLIT_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"
 
+#: The pre-split patterns a saved tokenizer may name. A file names one of these; it never holds
+#: a regex, which could take exponential time to match (``(a+)+$``) or skip characters.
+PATTERNS: dict[str, str] = {
+    "gpt2": SPLIT_PATTERN,
+    "whitespace": r"\s+|\S+",  # words with their punctuation, and the spaces between them
+    "none": r"(?s).+",  # the whole text is one chunk: merges may cross words
+}
+
+MAX_FILE_BYTES = 64 * 2**20  # a 100k-merge BPE is about 2 MB of JSON
+MAX_MERGES = 2**20
+
 
 def _check_ids(ids: Sequence[int], size: int) -> list[int]:
-    ids = [int(i) for i in ids]
-    bad = [(pos, i) for pos, i in enumerate(ids) if not 0 <= i < size]
-    if bad:
-        pos, i = bad[0]
-        raise ValueError(f"token id {i} at position {pos} is outside the vocabulary range(0, {size})")
-    return ids
+    return token_ids(ids, "ids", vocab_size=size)
 
 
 def _write_json(path: str | Path, payload: dict) -> None:
-    Path(path).write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+    try:
+        text = json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"cannot save: the vocabulary holds text that is not valid Unicode "
+                         f"({err})") from None
+    write_atomic(path, text)
 
 
 def _read_json(path: str | Path, kind: str) -> dict:
-    payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    if payload.get("type") != kind:
-        raise ValueError(f"{path} holds a {payload.get('type')!r}, not a {kind!r}")
+    try:
+        payload = json.loads(read_limited(path, MAX_FILE_BYTES).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a JSON tokenizer file: {err}") from None
+    if not isinstance(payload, dict) or payload.get("type") != kind:
+        got = payload.get("type") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} holds a {got!r}, not a {kind!r}")
     return payload
+
+
+def _check_text(text, what: str = "text") -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, got {type(text).__name__}")
+    return text
 
 
 class CharTokenizer:
@@ -80,6 +104,7 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Ids of each character; a character not in the vocabulary raises ValueError."""
+        _check_text(text)
         try:
             return [self.stoi[c] for c in text]
         except KeyError as err:
@@ -95,7 +120,14 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
-        return cls("".join(_read_json(path, "CharTokenizer")["chars"]))
+        """The tokenizer saved at ``path``; its characters must be single, distinct and sorted,
+        exactly as saved, so every id means what it meant to the model trained with it."""
+        chars = _read_json(path, "CharTokenizer").get("chars")
+        if (not isinstance(chars, list) or not chars
+                or not all(isinstance(c, str) and len(c) == 1 for c in chars) or chars != sorted(set(chars))):
+            raise ValueError(f"{path}: chars must be a non-empty sorted list of distinct single "
+                             "characters (as CharTokenizer.save writes it)")
+        return cls("".join(chars))
 
 
 class WordTokenizer:
@@ -132,7 +164,7 @@ class WordTokenizer:
         return len(self.itos)
 
     def encode(self, text: str) -> list[int]:
-        return [self.stoi.get(w, 0) for w in self.tokenize(text)]
+        return [self.stoi.get(w, 0) for w in self.tokenize(_check_text(text))]
 
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.itos[i] for i in _check_ids(list(ids), self.vocab_size))
@@ -196,8 +228,13 @@ class BPETokenizer:
     """
 
     def __init__(self, pattern: str = SPLIT_PATTERN):
-        self.pattern = pattern
-        self._split = re.compile(pattern)
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a name in {sorted(PATTERNS)} or a regex str")
+        # a name, or (from code, never from a file) a regex of your own, which cannot be saved
+        self.pattern = PATTERNS.get(pattern, pattern)
+        self.pattern_name = pattern if pattern in PATTERNS else next(
+            (name for name, regex in PATTERNS.items() if regex == pattern), None)
+        self._split = re.compile(self.pattern)
         self.merges: dict[tuple[int, int], int] = {}  # (left, right) -> new id, in training order
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
         self._cache: dict[str, list[int]] = {}
@@ -209,10 +246,19 @@ class BPETokenizer:
     def chunks(self, text: str) -> list[str]:
         """The pre-split pieces BPE works inside; they concatenate back to ``text``.
 
+        A pattern that skips a character would make encode drop it silently: that raises.
+
         >>> BPETokenizer().chunks("Now, fair Hippolyta's hour")
         ['Now', ',', ' fair', ' Hippolyta', "'s", ' hour']
         """
-        return self._split.findall(text)
+        pieces = self._split.findall(_check_text(text))
+        if sum(map(len, pieces)) != len(text):  # ordered, non-overlapping: equal length = covered
+            pos = next((i for i, (a, b) in enumerate(zip("".join(pieces), text, strict=False)) if a != b),
+                       min(len(text), sum(map(len, pieces))))
+            raise ValueError(f"the pre-split pattern does not cover the text: character {pos} "
+                             f"({text[pos:pos + 1]!r}) would be dropped; use a pattern that matches "
+                             "every character")
+        return pieces
 
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> BPETokenizer:
         """Learn ``vocab_size - 256`` merges from ``text`` (fewer if no pair is left); returns self.
@@ -222,7 +268,7 @@ class BPETokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"train needs a str, got {type(text).__name__}")
-        if vocab_size < 256:
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
             raise ValueError(f"vocab_size must be >= 256 (the byte alphabet), got {vocab_size}")
         freqs = Counter(self.chunks(text))
         words = [list(w.encode("utf-8")) for w in freqs]
@@ -280,8 +326,7 @@ class BPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``: any str, including characters never seen in training."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode needs a str, got {type(text).__name__}")
+        _check_text(text)
         out: list[int] = []
         for chunk in self.chunks(text):
             ids = self._cache.get(chunk)
@@ -301,8 +346,14 @@ class BPETokenizer:
     def from_merges(cls, merges: Iterable[Sequence[int]], pattern: str = SPLIT_PATTERN) -> BPETokenizer:
         """Rebuild a tokenizer from its merge list (pairs in training order, ids from 256 on)."""
         tok = cls(pattern)
-        for left, right in merges:
+        merges = list(merges)
+        if len(merges) > MAX_MERGES:
+            raise ValueError(f"{len(merges)} merges: more than the {MAX_MERGES} a tokenizer may have")
+        for merge in merges:
             new_id = len(tok.vocab)
+            if not isinstance(merge, (list, tuple)) or len(merge) != 2:
+                raise ValueError(f"merge {new_id - 256} must be a pair of ids, got {merge!r}")
+            left, right = token_ids(merge, f"merge {new_id - 256}")
             if not (0 <= left < new_id and 0 <= right < new_id):
                 raise ValueError(f"merge ({left}, {right}) -> {new_id} refers to an id not yet defined")
             tok.merges[(int(left), int(right))] = new_id
@@ -310,11 +361,23 @@ class BPETokenizer:
         return tok
 
     def save(self, path: str | Path) -> None:
-        """Write the pattern and merges as JSON (never pickle: loading a file runs no code)."""
-        _write_json(path, {"type": "BPETokenizer", "pattern": self.pattern,
+        """Write the pattern's name and the merges as JSON (never pickle, never a regex: loading
+        a file runs no code and compiles nothing it holds). Written atomically."""
+        if self.pattern_name is None:
+            raise ValueError(f"only a tokenizer with a named pattern ({sorted(PATTERNS)}) can be saved: "
+                             "a loader never compiles a regex read from a file")
+        _write_json(path, {"type": "BPETokenizer", "pattern": self.pattern_name,
                            "merges": [list(p) for p in self.merges]})
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
+        """The tokenizer saved at ``path``: its pattern is looked up by name in :data:`PATTERNS`
+        (older files hold the regex itself, accepted only if it *is* one of those)."""
         payload = _read_json(path, "BPETokenizer")
-        return cls.from_merges(payload["merges"], payload["pattern"])
+        name, merges = payload.get("pattern"), payload.get("merges")
+        if not isinstance(name, str) or name not in PATTERNS:
+            name = next((n for n, regex in PATTERNS.items() if regex == name), None)
+        if name is None or not isinstance(merges, list):
+            raise ValueError(f"{path}: pattern must name one of {sorted(PATTERNS)} and merges must be "
+                             "a list of id pairs")
+        return cls.from_merges(merges, name)

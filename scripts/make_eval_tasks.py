@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from llm_lessons.data import load_plays, train_val_split
+from llm_lessons.files import write_atomic
 
 OUT = Path(__file__).resolve().parent.parent / "llm_lessons" / "resources" / "lm_eval_tasks"
 SEED = 2024
@@ -131,7 +132,7 @@ def main(argv: list[str]) -> int:
         return 1 if stale else 0
     OUT.mkdir(parents=True, exist_ok=True)
     for name, text in built.items():
-        (OUT / name).write_text(text, encoding="utf-8")
+        write_atomic(OUT / name, text)
         print(f"wrote {OUT / name} ({text.count(chr(10))} items)")
     return 0
 

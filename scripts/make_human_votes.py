@@ -32,6 +32,7 @@ import torch  # noqa: E402
 
 from llm_lessons import checkpoint  # noqa: E402
 from llm_lessons.data import train_val_split  # noqa: E402
+from llm_lessons.files import write_atomic  # noqa: E402
 from llm_lessons.human_eval import SHIPPED_VOTES, pairwise_tasks  # noqa: E402
 from llm_lessons.pretrained import GPT_SHAKESPEARE, load_gpt_shakespeare, resource_path  # noqa: E402
 from llm_lessons.sampling import generate  # noqa: E402
@@ -116,9 +117,8 @@ def main() -> None:
         "raters": RATERS, "torch": torch.__version__,
     }
     path = ROOT / "llm_lessons" / "resources" / SHIPPED_VOTES
-    with open(path, "w", encoding="utf-8") as f:
-        for rec in [header, *samples, *likert, *pairwise]:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    write_atomic(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n"
+                               for rec in [header, *samples, *likert, *pairwise]))
     print(f"wrote {path.relative_to(ROOT)}: {len(samples)} samples, {len(likert)} Likert ratings, "
           f"{len(pairwise)} pairwise votes ({path.stat().st_size / 1024:.0f} KiB)")
 

@@ -74,7 +74,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+def unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict without aliases: a tied weight (GPT's lm_head = wte) is stored once.
 
     Aliases are the same Parameter object, so this also works on the ``meta`` device."""
@@ -84,6 +84,9 @@ def _unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
             seen.add(id(tensor))
             out[name] = tensor.detach()
     return out
+
+
+_unique_tensors = unique_tensors  # the older private name
 
 
 def save(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
@@ -99,7 +102,7 @@ def save(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
         raise TypeError(f"extra must be a dict of JSON values or None, got {type(extra).__name__}")
     weights, sidecar = _paths(path)
     config = model.config.to_dict()
-    tensors = {k: v.to("cpu").contiguous() for k, v in _unique_tensors(model).items()}
+    tensors = {k: v.to("cpu").contiguous() for k, v in unique_tensors(model).items()}
     for k, v in tensors.items():
         if v.dtype != torch.float32:
             raise ValueError(f"tensor {k} is {v.dtype}; checkpoints hold float32 (call model.float())")
@@ -237,7 +240,7 @@ def load(path: str | Path, device: torch.device | str | None = None) -> nn.Modul
                          f"but {sidecar.name} says {meta['model']} {meta['config']}")
     model_cls = REGISTRY[meta["model"]][0]
     with torch.device("meta"):  # shapes only: no memory, whatever sizes the config names
-        expected = {k: tuple(v.shape) for k, v in _unique_tensors(model_cls(config)).items()}
+        expected = {k: tuple(v.shape) for k, v in unique_tensors(model_cls(config)).items()}
     found = {k: tuple(v["shape"]) for k, v in header.items()}
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing or unexpected:

@@ -26,12 +26,17 @@ import torch
 from llm_lessons.data import mask_tokens
 from llm_lessons.tokenizers import CharTokenizer
 from llm_lessons.utils import eval_mode
-from llm_lessons.validation import token_ids
+from llm_lessons.validation import check_batch_size, check_int, token_ids
+
+MAX_REDRAWS = 1000
 
 
 @dataclass(frozen=True)
 class MaskedWindows:
     """A batch function for masked-LM training: random windows of a 1-D id tensor, then masking.
+
+    Every batch has at least one position to predict (a batch that selected none is masked
+    again), so the loss is always defined.
 
     Called as ``batch_fn(data, batch_size, block_size, generator) -> (x, y)`` (the interface of
     :func:`llm_lessons.training.train`): x (B, T) the corrupted windows, y (B, T) the original
@@ -54,10 +59,20 @@ class MaskedWindows:
             raise TypeError("data must be a 1-D integer tensor of token ids")
         if len(data) < block_size:
             raise ValueError(f"data has {len(data)} tokens, fewer than one window of {block_size}")
+        check_batch_size(batch_size)
+        check_int(block_size, "block_size", low=1)
         starts = torch.randint(len(data) - block_size + 1, (batch_size,), generator=generator)  # (B,)
         windows = data[starts[:, None] + torch.arange(block_size)]  # (B, T)
-        return mask_tokens(windows, self.mask_id, self.vocab_size, self.special_ids, self.p,
-                           generator=generator)
+        # A small batch can select no position at all, and a loss over nothing is undefined:
+        # mask again (only then, so every other batch is drawn exactly as before).
+        for _ in range(MAX_REDRAWS):
+            x, y = mask_tokens(windows, self.mask_id, self.vocab_size, self.special_ids, self.p,
+                               generator=generator)
+            if (y != -100).any():
+                return x, y
+        raise ValueError(f"{MAX_REDRAWS} maskings of a ({batch_size}, {block_size}) batch selected no "
+                         f"position (p={self.p}, and special ids are never selected): use a larger "
+                         "batch, block or p")
 
 
 #: BERT's special tokens, appended after the characters so character ids match a plain

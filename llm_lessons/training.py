@@ -26,15 +26,19 @@ evaluation on a *fixed* set of validation batches so successive numbers are comp
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from llm_lessons import train_state
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import check_batch_size, check_bool, check_int, check_real
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BatchFn = Callable[[torch.Tensor, int, int, torch.Generator], Batch]
@@ -66,14 +70,24 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("max_steps", "batch_size", "eval_interval", "eval_batches", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
-        if not 0 <= self.warmup_steps <= self.max_steps:
+            check_int(getattr(self, name), f"TrainConfig.{name}", low=1)
+        if self.block_size is not None:
+            check_int(self.block_size, "TrainConfig.block_size", low=1)
+        check_int(self.sample_interval, "TrainConfig.sample_interval", low=0)
+        check_int(self.seed, "TrainConfig.seed", low=0, high=2**63 - 2)  # seed + 1 seeds the eval batches
+        check_real(self.lr, "TrainConfig.lr", low=0.0, low_open=True)
+        check_real(self.min_lr_ratio, "TrainConfig.min_lr_ratio", low=0.0, high=1.0)
+        check_real(self.weight_decay, "TrainConfig.weight_decay", low=0.0)
+        check_real(self.grad_clip, "TrainConfig.grad_clip", low=0.0)  # 0 disables; -1 is not "off"
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ValueError(f"TrainConfig.betas must be a pair (beta1, beta2), got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            check_real(beta, f"TrainConfig.betas[{i}]", low=0.0, high=1.0, high_open=True)
+        if not 0 <= check_int(self.warmup_steps, "TrainConfig.warmup_steps") <= self.max_steps:
             raise ValueError(f"warmup_steps must be in [0, max_steps], got {self.warmup_steps}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        check_bool(self.progress, "TrainConfig.progress")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> TrainConfig:
@@ -122,6 +136,15 @@ def random_windows(data: torch.Tensor, batch_size: int, block_size: int,
     return chunk[:, :-1], chunk[:, 1:]
 
 
+class NonFiniteLossError(ValueError):
+    """Training or evaluation met a NaN or infinite loss. ``step`` is the optimizer step where it
+    happened (None outside training) and ``history`` what was measured until then."""
+
+    def __init__(self, message: str, step: int | None = None, history: History | None = None):
+        super().__init__(message)
+        self.step, self.history = step, history
+
+
 def _autocast(device: torch.device, dtype: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
@@ -135,7 +158,13 @@ def _mean_loss(model: nn.Module, batches: list[Batch], device: torch.device, dty
             with _autocast(device, dtype):
                 _, loss = model(x.to(device), y.to(device))
             n = int((y != -100).sum())
-            total, count = total + loss.float().item() * n, count + n
+            value = loss.float().item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"the model's loss is {value} on an evaluation batch: its "
+                                         "weights or its outputs hold NaN or inf")
+            total, count = total + value * n, count + n
+    if count == 0:
+        raise ValueError("the evaluation batches hold no target to score (every target is -100)")
     return total / count
 
 
@@ -148,7 +177,10 @@ def evaluate(model: nn.Module, data: torch.Tensor, block_size: int | None = None
     text, deterministic). With ``num_batches``, that many batches are drawn with ``batch_fn``
     (default :func:`random_windows`) from a generator seeded with ``seed``.
     """
-    T = block_size or model.block_size
+    T = check_int(block_size or model.block_size, "block_size", low=1)
+    check_batch_size(batch_size)
+    if num_batches is not None:
+        check_int(num_batches, "num_batches", low=1)
     _check_data(data, T)
     if num_batches is None and batch_fn is None:
         n = (len(data) - 1) // T
@@ -184,24 +216,53 @@ class History:
     step_loss: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
     samples: list[tuple[int, str]] = field(default_factory=list)
+    interrupted_at: int | None = None                    # the step Ctrl-C stopped, if any
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def _history_from(values: dict) -> History:
+    known = {f: values[f] for f in History.__dataclass_fields__ if f in values}
+    history = History(**known)
+    history.samples = [tuple(s) for s in history.samples]  # JSON turned the pairs into lists
+    return history
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _diverged(what: str, step: int, model: nn.Module, history: History) -> NonFiniteLossError:
+    kept = ("the model holds the weights from before this step, all finite" if _weights_finite(model)
+            else "the model's weights hold NaN or inf: reload a checkpoint")
+    return NonFiniteLossError(f"training diverged: the {what} is not finite at step {step} ({kept}; "
+                              "try a lower lr, or grad_clip)", step, history)
+
+
 def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, config: TrainConfig,
           callback: Callable[[History], bool | None] | None = None, *,
           batch_fn: BatchFn | None = None, sample_fn: Callable[[nn.Module], str] | None = None,
-          ) -> History:
+          state_path: str | Path | None = None) -> History:
     """Train ``model`` in place on 1-D token tensors and return its :class:`History`.
 
     At step 0, every ``eval_interval`` steps and at the end, the loss on fixed train and
     validation batches is recorded and ``callback(history)`` is called; if it returns True,
     training stops there. Every ``sample_interval`` steps ``sample_fn(model)`` (e.g. a short
     generated text) is stored in ``history.samples``. The model is left in eval mode.
+
+    Faults: Ctrl-C (``KeyboardInterrupt``) stops training and returns the history so far, with
+    ``history.interrupted_at`` set. A NaN or infinite loss or gradient norm raises
+    :class:`NonFiniteLossError` naming the step, before the optimizer uses it (so the weights
+    are those of the last finite step); the error carries the partial ``history``.
+
+    Resuming: with ``state_path``, the full training state (model, optimizer, schedule step,
+    batch generator, global RNG, history; :mod:`llm_lessons.train_state`) is saved atomically
+    at every evaluation point and at the end. If a state is already saved there, training
+    continues from it, and finishes with exactly the weights an uninterrupted run would have.
     """
     batch_fn = batch_fn or random_windows
-    T = config.block_size or model.block_size
+    T = check_int(config.block_size or model.block_size, "block_size", low=1)
     _check_data(train_data, T, "train_data")
     _check_data(val_data, T, "val_data")
     device = next(model.parameters()).device
@@ -210,20 +271,30 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
     eval_sets = {split: [batch_fn(data, config.eval_batch_size, T, fixed) for _ in range(config.eval_batches)]
                  for split, data in (("train", train_data), ("val", val_data))}
     optimizer = make_optimizer(model, config)
-    history = History()
+    history, first, seconds = History(), 0, 0.0
+    run_config = {k: v for k, v in asdict(config).items() if k != "progress"}
+    run_config["betas"] = list(config.betas)
+    if state_path is not None and train_state.exists(state_path):
+        first, seconds, saved = train_state.load_state(state_path, model, optimizer, gen, run_config)
+        history = _history_from(saved)
+        history.interrupted_at = None
     model.train()
     bar = None
     if config.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.max_steps, desc="training", unit="step")
-    seconds = 0.0
+        bar = tqdm(total=config.max_steps, initial=first, desc="training", unit="step")
+    step = first
     try:
-        for step in range(config.max_steps + 1):
-            if step % config.eval_interval == 0 or step == config.max_steps:
+        for step in range(first, config.max_steps + 1):
+            resumed_here = step == first and state_path is not None and first > 0
+            if (step % config.eval_interval == 0 or step == config.max_steps) and not resumed_here:
                 history.steps.append(step)
-                history.train_loss.append(_mean_loss(model, eval_sets["train"], device, config.dtype))
-                history.val_loss.append(_mean_loss(model, eval_sets["val"], device, config.dtype))
+                for split, losses in (("train", history.train_loss), ("val", history.val_loss)):
+                    try:
+                        losses.append(_mean_loss(model, eval_sets[split], device, config.dtype))
+                    except NonFiniteLossError:
+                        raise _diverged(f"{split} loss", step, model, history) from None
                 history.tokens.append(step * config.batch_size * T)
                 history.seconds.append(seconds)
                 if sample_fn is not None and config.sample_interval and (
@@ -231,6 +302,9 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
                     model.eval()
                     history.samples.append((step, sample_fn(model)))
                     model.train()
+                if state_path is not None:
+                    train_state.save_state(state_path, model, optimizer, gen, step=step, seconds=seconds,
+                                           history=history.to_dict(), config=run_config)
                 if bar is not None:
                     bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", val=f"{history.val_loss[-1]:.3f}")
                 if callback is not None and callback(history):
@@ -244,19 +318,31 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
             x, y = batch_fn(train_data, config.batch_size, T, gen)
             with _autocast(device, config.dtype):
                 _, loss = model(x.to(device), y.to(device))
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):  # checked before backward: the weights stay as they are
+                raise _diverged("training loss", step, model, history)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip = config.grad_clip if config.grad_clip > 0 else float("inf")
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            norm_value = norm.item()
+            if not math.isfinite(norm_value):
+                raise _diverged("gradient norm", step, model, history)
             optimizer.step()
             history.lr.append(lr)
-            history.step_loss.append(loss.item())
-            history.grad_norm.append(norm.item())
+            history.step_loss.append(loss_value)
+            history.grad_norm.append(norm_value)
             seconds += time.perf_counter() - start
             if bar is not None:
                 bar.update(1)
+    except KeyboardInterrupt:
+        history.interrupted_at = step  # the partial history is returned; the state file (if any)
+    except Exception as err:  # holds the last evaluation point, from which a new call resumes
+        with contextlib.suppress(AttributeError):
+            err.history = history
+        raise
     finally:
         if bar is not None:
             bar.close()
-    model.eval()
+        model.eval()
     return history

@@ -1,9 +1,11 @@
 """Train the shipped nano GPT on character-level Shakespeare, exactly as notebook 03_2 does.
 
-Usage:  .venv/bin/python scripts/train_checkpoints.py
+Usage:  .venv/bin/python scripts/train_checkpoints.py [OUT_DIR]   (default: the package resources)
 Writes llm_lessons/resources/gpt_nano_shakespeare.safetensors and .json (config, tokenizer
-characters, training summary). CPU, one thread, fixed seeds: the same torch version gives the
-same weights bit for bit, and notebook 03_2 checks that its own run reproduces them.
+characters, training summary). CPU, one thread, fixed seeds. The JSON records this machine's
+numeric fingerprint (llm_lessons.reproducibility): on a machine with the same fingerprint a
+re-run gives the same weights bit for bit, and notebook 03_2 checks that; elsewhere it checks
+agreement within stated tolerances.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch  # noqa: E402
 from llm_lessons import checkpoint, set_seed  # noqa: E402
 from llm_lessons.gpt import GPT, GPTConfig  # noqa: E402
 from llm_lessons.pretrained import GPT_SHAKESPEARE, shakespeare_char_data  # noqa: E402
+from llm_lessons.reproducibility import numeric_fingerprint  # noqa: E402
 from llm_lessons.training import TrainConfig, evaluate, train  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -28,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 VAL_SLICE = 20_000
 
 
-def main() -> None:
+def main(out: pathlib.Path = ROOT / "llm_lessons" / "resources") -> None:
     torch.set_num_threads(1)
     tok, train_ids, val_ids = shakespeare_char_data()
     set_seed(0)  # the model's initial weights, as in notebook 03_2
@@ -45,14 +48,14 @@ def main() -> None:
         "train_loss": round(history.train_loss[-1], 4), "val_loss": round(history.val_loss[-1], 4),
         "val_loss_all": round(evaluate(model, val_ids), 4),
         "val_slice_chars": VAL_SLICE, "val_loss_slice": round(evaluate(model, val_ids[:VAL_SLICE]), 4),
-        "torch": torch.__version__,
+        "torch": torch.__version__, "numeric_fingerprint": numeric_fingerprint(),
     }
     extra = {"tokenizer": {"type": "CharTokenizer", "chars": tok.chars}, "training": summary}
-    path = checkpoint.save(model, ROOT / "llm_lessons" / "resources" / GPT_SHAKESPEARE, extra=extra)
+    path = checkpoint.save(model, out / GPT_SHAKESPEARE, extra=extra)
     print(json.dumps(summary, indent=1))
-    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 2**20:.1f} MiB) after "
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) after "
           f"{seconds:.0f} s of training")
 
 
 if __name__ == "__main__":
-    main()
+    main(*(pathlib.Path(a) for a in sys.argv[1:2]))

@@ -1,10 +1,11 @@
 """Train the shipped nano masked LM on character-level Shakespeare, exactly as notebook 03_3 does.
 
-Usage:  .venv/bin/python scripts/train_mlm_checkpoint.py
+Usage:  .venv/bin/python scripts/train_mlm_checkpoint.py [OUT_DIR]   (default: the package resources)
 Writes llm_lessons/resources/bert_nano_shakespeare.safetensors and .json (config, tokenizer
 characters, training summary with the held-out masked loss and accuracy). CPU, one thread,
-fixed seeds: the same torch version gives the same weights bit for bit, and notebook 03_3
-checks that its own run reproduces them.
+fixed seeds. The JSON records this machine's numeric fingerprint (llm_lessons.reproducibility):
+on a machine with the same fingerprint a re-run gives the same weights bit for bit, and
+notebook 03_3 checks that; elsewhere it checks agreement within stated tolerances.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch  # noqa: E402
 from llm_lessons import checkpoint, set_seed  # noqa: E402
 from llm_lessons.bert import BertConfig, MaskedLM, init_positions_sinusoidal  # noqa: E402
 from llm_lessons.mlm_data import MaskedCharTokenizer, MaskedWindows, masked_token_scores  # noqa: E402
-from llm_lessons.pretrained import BERT_SHAKESPEARE, _register_masked_lm, shakespeare_char_data  # noqa: E402
+from llm_lessons.pretrained import BERT_SHAKESPEARE, shakespeare_char_data  # noqa: E402
+from llm_lessons.reproducibility import numeric_fingerprint  # noqa: E402
 from llm_lessons.training import TrainConfig, train  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -34,7 +36,7 @@ PHASES = [dict(block_size=16, batch_size=64, max_steps=300, lr=2e-3, warmup_step
 HELD_OUT = dict(windows=512, seed=0)
 
 
-def main() -> None:
+def main(out: pathlib.Path = ROOT / "llm_lessons" / "resources") -> None:
     torch.set_num_threads(1)
     chars, train_ids, val_ids = shakespeare_char_data()
     tok = MaskedCharTokenizer(chars)
@@ -59,14 +61,14 @@ def main() -> None:
         "held_out": {**HELD_OUT, "masked_positions": int((held_y != -100).sum()),
                      "masked_loss": round(loss, 4), "masked_accuracy": round(accuracy, 4)},
         "train_seconds": round(seconds, 1), "torch": torch.__version__,
+        "numeric_fingerprint": numeric_fingerprint(),
     }
     extra = {"tokenizer": {"type": "MaskedCharTokenizer", "chars": chars.chars}, "training": summary}
-    _register_masked_lm()
-    path = checkpoint.save(model, ROOT / "llm_lessons" / "resources" / BERT_SHAKESPEARE, extra=extra)
+    path = checkpoint.save(model, out / BERT_SHAKESPEARE, extra=extra)
     print(json.dumps(summary, indent=1))
-    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 2**20:.1f} MiB) after "
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) after "
           f"{seconds:.0f} s of training")
 
 
 if __name__ == "__main__":
-    main()
+    main(*(pathlib.Path(a) for a in sys.argv[1:2]))

@@ -34,6 +34,7 @@ import torch
 
 from llm_lessons.sampling import StepDecoder, block_size_of, check_prompt, warn_if_cropped
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import check_batch_size
 
 
 @torch.no_grad()
@@ -46,6 +47,7 @@ def token_logprobs(model, idx: torch.Tensor, start: int = 1, chunk: int = 256) -
     sample's log-likelihood; its negated mean is the loss (cross-entropy, in nats per token).
     """
     check_prompt(idx, 0)
+    check_batch_size(chunk, "chunk")
     B, T = idx.shape
     if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start <= T:
         raise ValueError(f"start must be an int in [1, T={T}] (token 0 has no context), got {start!r}")

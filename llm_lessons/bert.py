@@ -36,7 +36,7 @@ from torch import nn
 from llm_lessons.attention import padding_mask
 from llm_lessons.configs import MAX_SIZES, ModelConfig
 from llm_lessons.transformer import Block
-from llm_lessons.validation import check_int, check_real
+from llm_lessons.validation import check_int, check_real, check_token_tensor
 
 #: Named sizes. ``nano`` matches the GPT's nano preset (same depth, width and block) so the
 #: causal and the masked model can be compared on equal terms; ``tiny`` is Google's BERT-Tiny
@@ -119,27 +119,19 @@ class MaskedLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def _check_inputs(self, idx, targets, token_type_ids, attention_mask) -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"idx must be an integer tensor (torch.long) of token ids, got "
-                            f"{idx.dtype if isinstance(idx, torch.Tensor) else type(idx).__name__}")
-        if idx.dim() != 2 or idx.shape[1] == 0:
-            raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
+        V = self.config.vocab_size
+        check_token_tensor(idx, "idx", V)
         if idx.shape[1] > self.block_size:
             raise ValueError(f"sequence length {idx.shape[1]} exceeds block_size {self.block_size}")
-        V = self.config.vocab_size
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= V:
-            raise ValueError(f"token ids must be in range(0, {V}), got ids from {lo} to {hi}")
         for name, t in (("targets", targets), ("token_type_ids", token_type_ids),
                         ("attention_mask", attention_mask)):
-            if t is not None and t.shape != idx.shape:
-                raise ValueError(f"{name} shape {tuple(t.shape)} must equal idx shape {tuple(idx.shape)}")
+            if t is not None and (not isinstance(t, torch.Tensor) or t.shape != idx.shape):
+                raise ValueError(f"{name} shape {tuple(getattr(t, 'shape', ()))} must equal idx shape "
+                                 f"{tuple(idx.shape)}")
         if targets is not None:
-            valid = targets[targets != -100]
-            if valid.numel() == 0:
+            check_token_tensor(targets, "targets", V, ignore_index=-100)
+            if not (targets != -100).any():
                 raise ValueError("every target is -100: no position to predict, the loss is undefined")
-            if int(valid.min()) < 0 or int(valid.max()) >= V:
-                raise ValueError(f"targets must be in range(0, {V}) or -100 (ignored)")
         if token_type_ids is not None:
             n = self.config.type_vocab_size
             if n == 0:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import check_batch_size
 
 
 def confidences(probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -132,6 +133,7 @@ def next_token_predictions(model: nn.Module, ids: Tensor, block_size: int | None
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
     if not isinstance(ids, Tensor) or ids.dim() != 1 or ids.is_floating_point():
         raise ValueError(f"ids must be a 1-D integer tensor, got {getattr(ids, 'shape', type(ids))}")
+    check_batch_size(batch_size)
     T = block_size or model.block_size
     n = (len(ids) - 1) // T
     if n == 0:

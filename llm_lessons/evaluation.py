@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import check_batch_size, check_int
 
 MODEL_NAME = "llm-lessons"
 TASK_DIR = Path(__file__).resolve().parent / "resources" / "lm_eval_tasks"
@@ -87,8 +88,9 @@ def adapter_class():
                      prefix_token: str = "\n", max_gen_toks: int = 128):
             super().__init__()
             self.model, self.tokenizer = model, tokenizer
-            self._max_length = int(max_length or model.block_size)
-            self.batch_size, self.max_gen_toks = int(batch_size), int(max_gen_toks)
+            self._max_length = check_int(max_length or model.block_size, "max_length", low=1)
+            self.batch_size = check_batch_size(batch_size)
+            self.max_gen_toks = check_int(max_gen_toks, "max_gen_toks", low=0)
             prefix = tokenizer.encode(prefix_token)
             if len(prefix) != 1:
                 raise ValueError(f"prefix_token {prefix_token!r} must encode to one token, got {prefix}")

@@ -30,7 +30,7 @@ from llm_lessons.attention import KVCache
 from llm_lessons.configs import ModelConfig
 from llm_lessons.transformer import Block
 from llm_lessons.utils import eval_mode
-from llm_lessons.validation import check_bool, check_real
+from llm_lessons.validation import check_bool, check_int, check_logits, check_real, check_token_tensor
 
 #: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual
 #: single-GPU character model (nanoGPT's Shakespeare-char size); ``gpt2`` is GPT-2 small's shape
@@ -113,22 +113,15 @@ class GPT(nn.Module):
         return [KVCache() for _ in self.blocks]
 
     def _check_inputs(self, idx: torch.Tensor, targets: torch.Tensor | None) -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"idx must be an integer tensor (torch.long) of token ids, got "
-                            f"{idx.dtype if isinstance(idx, torch.Tensor) else type(idx).__name__}")
-        if idx.dim() != 2 or idx.shape[1] == 0:
-            raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
         V = self.config.vocab_size
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= V:
-            raise ValueError(f"token ids must be in range(0, {V}), got ids from {lo} to {hi}")
+        check_token_tensor(idx, "idx", V)
         if targets is not None:
+            check_token_tensor(targets, "targets", V, ignore_index=-100)
             if targets.shape != idx.shape:
                 raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape "
                                  f"{tuple(idx.shape)}")
-            valid = targets[targets != -100]
-            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= V):
-                raise ValueError(f"targets must be in range(0, {V}) or -100 (ignored)")
+            if not (targets != -100).any():  # the mean over no target would be NaN
+                raise ValueError("every target is -100: no position to predict, the loss is undefined")
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 cache: list[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -187,27 +180,34 @@ class GPT(nn.Module):
 
         Each step feeds at most the last ``block_size`` tokens (older context is cropped from
         the left) and picks the next token greedily (argmax) or by sampling from
-        softmax(logits / temperature), optionally restricted to the ``top_k`` most likely.
+        softmax(logits / temperature), optionally restricted to the ``top_k`` most likely
+        (exactly k, as :func:`llm_lessons.sampling.top_k_filter` defines it for the whole book).
         The model runs in eval mode (no dropout) and is put back in its previous mode.
         :func:`llm_lessons.sampling.generate` is the full-featured decoder.
         """
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-        if not greedy and not temperature > 0:
-            raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+        from llm_lessons.sampling import apply_temperature, top_k_filter  # one definition each
+
+        check_token_tensor(idx, "idx", self.config.vocab_size)
+        check_int(max_new_tokens, "max_new_tokens", low=0)
+        check_bool(greedy, "greedy")
+        if not greedy:
+            try:
+                check_real(temperature, "temperature", low=0.0, low_open=True)
+            except ValueError as err:
+                raise ValueError(f"{err} (use greedy=True for argmax)") from None
+        if top_k is not None:
+            check_int(top_k, "top_k", low=1)
         with eval_mode(self):
-            for _ in range(max_new_tokens):
+            for step in range(max_new_tokens):
                 logits, _ = self(idx[:, -self.block_size:])
                 logits = logits[:, -1, :]  # (B, T, V) -> (B, V): the next-token scores
+                check_logits(logits, f"the model's logits at generation step {step}")
                 if greedy:
                     nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
                 else:
-                    logits = logits / temperature
+                    logits = apply_temperature(logits, temperature)  # z / t, safe for a tiny t
                     if top_k is not None:
-                        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]  # (B, 1)
-                        logits = logits.masked_fill(logits < kth, float("-inf"))
+                        logits = top_k_filter(logits, top_k)
                     nxt = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)  # (B, 1)
                 idx = torch.cat([idx, nxt], dim=1)
         return idx

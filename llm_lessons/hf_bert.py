@@ -98,21 +98,52 @@ def bert_to_hf(model: MaskedLM, attn_implementation: str = "sdpa"):
     return hf.eval()
 
 
-@torch.no_grad()
-def bert_from_hf(hf) -> MaskedLM:
-    """Our :class:`MaskedLM` with the weights of a ``transformers.BertForMaskedLM``."""
-    hc = hf.config
-    if getattr(hc, "hidden_act", "gelu") != "gelu":
-        raise ValueError(f"only hidden_act='gelu' (exact GELU) is supported, got {hc.hidden_act!r}")
+def _check_hf_config(hc) -> None:
+    """Refuse every ``transformers.BertConfig`` setting that would make our model compute
+    something else (a value our MaskedLM cannot express), naming the field."""
+    required = {  # field: (default when absent, the values our MaskedLM computes exactly)
+        "hidden_act": ("gelu", ("gelu",)),  # exact GELU
+        "is_decoder": (False, (False,)),  # a decoder masks the future: not bidirectional
+        "add_cross_attention": (False, (False,)),
+        "tie_word_embeddings": (True, (True,)),  # our decoder *is* the token embedding
+        "position_embedding_type": ("absolute", ("absolute",)),  # learned absolute positions
+        "is_encoder_decoder": (False, (False,)),
+    }
+    for name, (default, allowed) in required.items():
+        value = getattr(hc, name, default)
+        if value not in allowed:
+            raise ValueError(f"BertConfig.{name}={value!r} is not supported (our MaskedLM needs one of "
+                             f"{allowed}): converting would compute something else")
     if hc.intermediate_size != 4 * hc.hidden_size:
         raise ValueError(f"intermediate_size must be 4 * hidden_size, got {hc.intermediate_size} "
                          f"for hidden_size {hc.hidden_size}")
+    if hc.attention_probs_dropout_prob != hc.hidden_dropout_prob:
+        raise ValueError(f"attention_probs_dropout_prob ({hc.attention_probs_dropout_prob}) must equal "
+                         f"hidden_dropout_prob ({hc.hidden_dropout_prob}): our MaskedLM has one dropout")
+
+
+@torch.no_grad()
+def bert_from_hf(hf) -> MaskedLM:
+    """Our :class:`MaskedLM` with the weights of a ``transformers.BertForMaskedLM``.
+
+    Refuses (naming the field) any config our model cannot reproduce exactly, and a decoder
+    whose weight or bias is not the tied embedding and the prediction bias.
+    """
+    hc = hf.config
+    _check_hf_config(hc)
     cfg = BertConfig(vocab_size=hc.vocab_size, block_size=hc.max_position_embeddings,
                      n_layer=hc.num_hidden_layers, n_head=hc.num_attention_heads,
                      n_embd=hc.hidden_size, dropout=hc.hidden_dropout_prob,
                      type_vocab_size=hc.type_vocab_size, norm_eps=hc.layer_norm_eps)
     model = MaskedLM(cfg)
     theirs = hf.state_dict()
+    decoder = theirs.get("cls.predictions.decoder.weight")
+    if decoder is not None and not torch.equal(decoder, theirs["bert.embeddings.word_embeddings.weight"]):
+        raise ValueError("the decoder weight differs from the word embeddings (untied): our MaskedLM "
+                         "ties them, so converting would change the logits")
+    bias = theirs.get("cls.predictions.decoder.bias")
+    if bias is not None and not torch.equal(bias, theirs["cls.predictions.bias"]):
+        raise ValueError("cls.predictions.decoder.bias differs from cls.predictions.bias")
     pairs = _shared_pairs() + [p for i in range(cfg.n_layer) for p in _layer_pairs(i)]
     new = {a: theirs[b] for a, b in pairs}
     new["wtt.weight"] = theirs["bert.embeddings.token_type_embeddings.weight"]

@@ -90,7 +90,10 @@ def gpt_config_from_gpt2(hf_config) -> GPTConfig:
               "layer_norm_epsilon": (hf_config.layer_norm_epsilon, (1e-5,)),
               "scale_attn_weights": (hf_config.scale_attn_weights, (True,)),
               "scale_attn_by_inverse_layer_idx": (hf_config.scale_attn_by_inverse_layer_idx, (False,)),
-              "tie_word_embeddings": (getattr(hf_config, "tie_word_embeddings", True), (True,))}
+              "tie_word_embeddings": (getattr(hf_config, "tie_word_embeddings", True), (True,)),
+              "add_cross_attention": (getattr(hf_config, "add_cross_attention", False), (False,)),
+              "attn_pdrop": (hf_config.attn_pdrop, (hf_config.resid_pdrop,)),  # our GPT: one dropout
+              "embd_pdrop": (hf_config.embd_pdrop, (hf_config.resid_pdrop,))}
     for name, (value, allowed) in checks.items():
         if value not in allowed:
             raise ValueError(f"GPT2Config.{name}={value!r} is not supported (our GPT needs one of {allowed})")

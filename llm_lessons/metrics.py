@@ -37,7 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llm_lessons.ngram import NGramLM
+from llm_lessons.sampling import vocab_size_of
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import check_int, token_ids
 
 LN2 = math.log(2.0)
 
@@ -58,9 +61,7 @@ class Window:
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return check_int(value, name, low=1)
 
 
 def token_windows(n_tokens: int, block_size: int, stride: int | None = None,
@@ -102,7 +103,8 @@ def token_windows(n_tokens: int, block_size: int, stride: int | None = None,
 def _as_ids(ids, what: str = "ids") -> Tensor:
     if isinstance(ids, str):
         raise TypeError(f"{what} must be token ids, got a str: encode it with a tokenizer first")
-    t = ids if isinstance(ids, Tensor) else torch.as_tensor(list(ids), dtype=torch.long)
+    # a list goes through token_ids: torch.as_tensor([1.7], dtype=long) would silently give [1]
+    t = ids if isinstance(ids, Tensor) else torch.tensor(token_ids(ids, what), dtype=torch.long)
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"{what} must be integer token ids, got dtype {t.dtype}")
     if t.dim() != 1:
@@ -128,12 +130,21 @@ def corpus_token_nll(model: nn.Module, docs: Sequence, block_size: int | None = 
     """
     if isinstance(docs, (str, Tensor)) or not isinstance(docs, Sequence) or len(docs) == 0:
         raise ValueError("docs must be a non-empty list of token-id sequences")
-    T = _positive_int(block_size if block_size is not None else getattr(model, "block_size", None),
-                      "block_size (or model.block_size)")
     B = _positive_int(batch_size, "batch_size")
     seqs = [_as_ids(d, f"docs[{i}]") for i, d in enumerate(docs)]
+    V = vocab_size_of(model)
     if prefix_id is not None:
+        token_ids([prefix_id], "prefix_id", V)
         seqs = [torch.cat([torch.tensor([prefix_id]), s]) for s in seqs]
+    if V is not None:
+        for i, s in enumerate(seqs):
+            token_ids(s, f"docs[{i}]", V)
+    if block_size is None and isinstance(model, NGramLM):
+        # an n-gram's block_size is the context it uses, not a window: windows that short would
+        # cut every window's first tokens off their context. It takes any length: one window each.
+        block_size = max(len(s) for s in seqs) - 1 or 1
+    T = _positive_int(block_size if block_size is not None else getattr(model, "block_size", None),
+                      "block_size (or model.block_size)")
     for i, s in enumerate(seqs):
         if len(s) < 2:
             raise ValueError(f"docs[{i}] has {len(s)} token(s) (prefix included): at least two are "
@@ -152,9 +163,14 @@ def corpus_token_nll(model: nn.Module, docs: Sequence, block_size: int | None = 
                 x[b, :n] = seqs[d][w.start:w.stop]
                 y[b, :n] = seqs[d][w.start + 1:w.stop + 1]
             logits, _ = model(x.to(device))
-            if logits.shape[:2] != (len(chunk), L):
+            if logits.dim() != 3 or logits.shape[:2] != (len(chunk), L):
                 raise ValueError(f"model returned logits of shape {tuple(logits.shape)} for inputs "
                                  f"{tuple(x.shape)}; expected (B, T, V)")
+            if int(y.max()) >= logits.shape[-1]:
+                raise ValueError(f"a token id ({int(y.max())}) is outside the model's vocabulary "
+                                 f"range(0, {logits.shape[-1]})")
+            if torch.isnan(logits).any() or torch.isposinf(logits).any():
+                raise ValueError("the model's logits contain NaN or +inf: no likelihood can be computed")
             logp = F.log_softmax(logits.double(), dim=-1).cpu()  # (B, L, V)
             nll = -logp.gather(-1, y[..., None]).squeeze(-1)  # (B, L, V) -> (B, L)
             for b, (d, w) in enumerate(chunk):

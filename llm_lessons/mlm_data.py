@@ -133,6 +133,7 @@ def masked_token_scores(model: torch.nn.Module, inputs: torch.Tensor, labels: to
     >>> masked_token_scores(Sure(), torch.zeros(1, 4, dtype=torch.long), torch.tensor([[1, -100, 2, -100]]))
     (25.0, 0.5)
     """
+    check_batch_size(batch_size)
     if inputs.shape != labels.shape or inputs.dim() != 2:
         raise ValueError(f"inputs and labels must share a (B, T) shape, got {tuple(inputs.shape)} "
                          f"and {tuple(labels.shape)}")

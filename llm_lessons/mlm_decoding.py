@@ -36,7 +36,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from llm_lessons.sampling import apply_temperature, top_k_filter
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import (
+    check_batch_size,
+    check_int,
+    check_logits,
+    check_temperature,
+    check_token_tensor,
+)
 
 ORDERS = ("independent", "left_to_right", "confidence")
 
@@ -46,24 +54,19 @@ def _vocab(model: nn.Module) -> int | None:
 
 
 def _check(model: nn.Module, ids: torch.Tensor, mask_id: int, special_ids: Sequence[int] = ()) -> None:
-    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"ids must be an integer tensor of token ids, got "
-                        f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
-    if ids.dim() not in (1, 2) or ids.shape[-1] == 0:
-        raise ValueError(f"ids must have shape (T,) or (B, T) with T >= 1, got {tuple(ids.shape)}")
+    V = _vocab(model)
+    check_token_tensor(ids, "ids", V, dims=(1, 2))
     if ids.shape[-1] > model.block_size:
         raise ValueError(f"length {ids.shape[-1]} exceeds the model's block_size {model.block_size}")
-    V = _vocab(model)
     for name, i in [("mask_id", mask_id)] + [("special id", s) for s in special_ids]:
         if isinstance(i, bool) or not isinstance(i, int) or i < 0 or (V is not None and i >= V):
             raise ValueError(f"{name} must be an id in range(0, {V}), got {i!r}")
 
 
 def _check_sampling(temperature: float, top_k: int | None) -> None:
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+    check_temperature(temperature)  # 0 = greedy
+    if top_k is not None:
+        check_int(top_k, "top_k", low=1)
 
 
 @torch.no_grad()
@@ -71,6 +74,7 @@ def _log_probs(model: nn.Module, ids: torch.Tensor, banned: Sequence[int]) -> to
     """log p over ordinary tokens at every position: ids (B, T) -> (B, T, V), eval mode."""
     with eval_mode(model):
         logits, _ = model(ids)
+    check_logits(logits, "the model's logits")
     logits = logits.float()
     if banned:
         logits[..., list(banned)] = float("-inf")
@@ -83,10 +87,9 @@ def _choose(logp: torch.Tensor, temperature: float, top_k: int | None,
     if temperature == 0:
         ids = logp.argmax(dim=-1)
     else:
-        scores = logp / temperature
+        scores = apply_temperature(logp, temperature)  # logp / t, safe for a tiny t
         if top_k is not None:
-            kth = scores.topk(min(top_k, scores.shape[-1]), dim=-1).values[..., -1:]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
+            scores = top_k_filter(scores, top_k)  # exactly k, the book's one definition
         flat = scores.reshape(-1, scores.shape[-1]).softmax(dim=-1)  # (..., V) -> (N, V)
         ids = torch.multinomial(flat, 1, generator=generator).view(scores.shape[:-1])
     return ids, logp.gather(-1, ids[..., None]).squeeze(-1).exp()
@@ -105,6 +108,11 @@ def top_predictions(model: nn.Module, ids: torch.Tensor, mask_id: int, k: int = 
     positions = (ids == mask_id).nonzero().squeeze(1)  # (M,)
     if positions.numel() == 0:
         raise ValueError("ids contain no [MASK] (mask_id) to predict")
+    V = _vocab(model)
+    if V is not None:
+        check_int(k, "k", low=1, high=V - len({mask_id, *special_ids}))  # never a banned token
+    else:
+        check_int(k, "k", low=1)
     logp = _log_probs(model, ids[None], {mask_id, *special_ids})[0, positions]  # (M, V)
     top = logp.topk(k, dim=-1)
     return positions, top.indices, top.values.exp()
@@ -249,6 +257,7 @@ def pseudo_log_likelihood(model: nn.Module, ids: torch.Tensor, mask_id: int,
     (0 where not scored). Not a probability of x: the factors do not chain into one.
     """
     _check(model, ids, mask_id, special_ids)
+    check_batch_size(batch_size)
     if reduction not in ("sum", "none"):
         raise ValueError(f"reduction must be 'sum' or 'none', got {reduction!r}")
     x, squeeze = _batched(ids)

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llm_lessons.validation import check_batch_size
+
 
 @dataclass
 class ProbeConfig:
@@ -169,6 +171,7 @@ def pooled_features(model: nn.Module, tokenizer, texts: Sequence[str], batch_siz
     """
     if isinstance(texts, str) or len(texts) == 0:
         raise ValueError("texts must be a non-empty list of strings")
+    check_batch_size(batch_size)
     T = model.block_size
     ids = [tokenizer.encode(t)[:T] for t in texts]
     if any(len(i) == 0 for i in ids):

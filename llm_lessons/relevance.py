@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_lessons.text_metrics import Score, _texts
+from llm_lessons.validation import check_batch_size, check_int
 
 
 class MiniLMEncoder:
@@ -53,7 +54,8 @@ class MiniLMEncoder:
 
             model, tokenizer = load_minilm()
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.max_length, self.batch_size = max_length, batch_size
+        self.max_length = check_int(max_length, "max_length", low=1)
+        self.batch_size = check_batch_size(batch_size)
 
     @torch.no_grad()
     def _run(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

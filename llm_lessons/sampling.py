@@ -31,20 +31,12 @@ import warnings
 import torch
 
 from llm_lessons.utils import eval_mode
+from llm_lessons.validation import check_bool, check_int, check_logits, check_token_tensor
 
 NEG_INF = float("-inf")
 
 
-def _check_logits(logits: torch.Tensor) -> None:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise TypeError(f"logits must be a floating-point tensor (..., V), got "
-                        f"{logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__}")
-    if logits.dim() < 1 or logits.shape[-1] == 0:
-        raise ValueError(f"logits must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
-    if torch.isnan(logits).any() or torch.isposinf(logits).any():
-        raise ValueError("logits contain NaN or +inf: no probability distribution can be formed")
-    if not (logits > NEG_INF).any(dim=-1).all():
-        raise ValueError("a row of logits is entirely -inf: every token was removed")
+_check_logits = check_logits  # one definition for every module that turns logits into a choice
 
 
 def _real(value, name: str) -> float:
@@ -68,10 +60,16 @@ def apply_temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
     """softmax(z / t): t < 1 sharpens, t > 1 flattens. t = 0 is the limit: only the argmax
     (the lowest index among ties) survives, so sampling at t = 0 *is* greedy decoding.
 
+    A tiny t can overflow z / t to +-inf (or make t itself round to 0 in float32); the result
+    is then computed as (z - max z) / t in float64, which softmax treats identically and which
+    cannot reach +inf or NaN.
+
     >>> apply_temperature(torch.tensor([2.0, 1.0, 1.0]), 0.5)
     tensor([4., 2., 2.])
     >>> apply_temperature(torch.tensor([1.0, 3.0, 3.0]), 0)
     tensor([-inf, 3., -inf])
+    >>> apply_temperature(torch.tensor([-1.0, -2.0]), 1e-310)   # z / t would be [-inf, -inf]
+    tensor([0., -inf])
     """
     _check_logits(logits)
     t = _real(t, "temperature")
@@ -80,7 +78,12 @@ def apply_temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
     if t == 0:
         keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.argmax(-1, keepdim=True), True)
         return logits.masked_fill(~keep, NEG_INF)
-    return logits / t
+    scaled = logits / t
+    if (~torch.isfinite(scaled) & torch.isfinite(logits)).any():  # only then; else exactly z / t
+        # in float64, where t itself does not round to 0; then back (large negatives -> -inf)
+        wide = logits.double()
+        scaled = ((wide - wide.max(dim=-1, keepdim=True).values) / t).to(logits.dtype)
+    return scaled
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -201,6 +204,14 @@ def process_logits(logits: torch.Tensor, prev_ids: torch.Tensor | None = None, *
     return logits
 
 
+def vocab_size_of(model) -> int | None:
+    """The model's vocabulary size if it states one (``config.vocab_size`` or ``vocab_size``)."""
+    if model is None:
+        return None
+    size = getattr(getattr(model, "config", None), "vocab_size", None) or getattr(model, "vocab_size", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
 def block_size_of(model) -> int:
     """The longest context a model accepts (its ``block_size``), checked."""
     size = getattr(model, "block_size", None)
@@ -213,11 +224,10 @@ def check_prompt(idx: torch.Tensor, max_new_tokens: int) -> None:
     """Shared checks of generate's and beam_search's prompt and length."""
     if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.int64, torch.int32):
         raise TypeError("idx must be an integer tensor (B, T) of token ids")
-    if idx.dim() != 2 or idx.shape[1] == 0:
-        raise ValueError(f"idx must have shape (B, T) with T >= 1 (one prompt per row), got "
+    if idx.dim() != 2 or idx.shape[1] == 0 or idx.shape[0] == 0:
+        raise ValueError(f"idx must have shape (B, T) with B >= 1 and T >= 1 (one prompt per row), got "
                          f"{tuple(idx.shape)}; use idx[None] for a single 1-D prompt")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    check_int(max_new_tokens, "max_new_tokens", low=0)
 
 
 def warn_if_cropped(idx: torch.Tensor, block_size: int) -> None:
@@ -296,15 +306,18 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     process_logits(torch.zeros(1), temperature=temperature)
     process_logits(torch.zeros(1), torch.zeros(1, dtype=torch.long), repetition_penalty=repetition_penalty,
                    presence_penalty=presence_penalty, frequency_penalty=frequency_penalty)
-    if penalty_window is not None and (not isinstance(penalty_window, int) or penalty_window < 1):
-        raise ValueError(f"penalty_window must be an int >= 1 or None, got {penalty_window!r}")
+    if penalty_window is not None:
+        check_int(penalty_window, "penalty_window", low=1)
+    check_bool(greedy, "greedy")
+    check_token_tensor(idx, "idx", vocab_size_of(model))
     decoder = StepDecoder(model, use_cache)
     warn_if_cropped(idx, decoder.block_size)
     argmax = greedy or temperature == 0
     logprobs = []
     with eval_mode(model):
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             logits = decoder(idx)  # (B, V)
+            check_logits(logits, f"the model's logits at generation step {step}")
             raw = logits
             prev = idx if penalty_window is None else idx[:, -penalty_window:]  # (B, L)
             logits = process_logits(logits, prev, repetition_penalty=repetition_penalty,

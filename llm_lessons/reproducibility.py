@@ -125,17 +125,17 @@ class Agreement:
 
 def compare_to_reference(model: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor,
                          y: torch.Tensor, recorded: dict | None, loss_tol: float = 0.03,
-                         top1_min: float = 0.9) -> Agreement:
+                         top1_min: float = 0.87) -> Agreement:
     """Compare ``model`` with ``reference`` on inputs ``x`` (B, T) and targets ``y`` (B, T).
 
     Both follow the book's interface ``forward(idx, targets) -> (logits, loss)``. Positions
     whose target is -100 are ignored in the top-1 count, as in the loss. The default
-    tolerances were measured, not guessed: two seeded 1,200-step runs of the nano GPT on two
-    numeric paths ended 0.005 nats apart with the same top-1 character at 93% of positions;
-    the masked LM runs, 0.006 nats and 91% (see the closing notes of the reproducibility
-    issue). Two runs from *different seeds* also land within 0.03 nats, so the loss test alone
-    cannot tell a faithful re-run from an unrelated one; the top-1 agreement can: models from
-    different seeds agree far less often.
+    tolerances were measured, not guessed, on 64 validation windows of 64 characters: the
+    shipped nano GPT and the same seeded 1,200-step run on a simulated other CPU
+    (``ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE``) were 0.001 nats apart and chose the
+    same next character at 91.7% of positions. A run from another *initial seed* was 0.019 nats
+    apart, inside the loss tolerance, but agreed at only 83.6%: the loss says "equally good",
+    the top-1 agreement tells a faithful re-run from an unrelated model.
 
     >>> from llm_lessons.gpt import GPT, GPTConfig
     >>> _ = torch.manual_seed(0)

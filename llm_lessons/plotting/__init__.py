@@ -9,6 +9,7 @@ in one module per topic and are all importable from here:
 - :mod:`~llm_lessons.plotting.decoding`: what a decoding filter keeps
 - :mod:`~llm_lessons.plotting.training`: loss curves, live during training
 - :mod:`~llm_lessons.plotting.evaluation`: reliability diagrams, intervals, evaluation windows
+- :mod:`~llm_lessons.plotting.labels`: point labels placed without collisions, and the check
 """
 
 from llm_lessons.plotting.attention import (
@@ -19,6 +20,7 @@ from llm_lessons.plotting.attention import (
 )
 from llm_lessons.plotting.decoding import plot_distribution_filter, readable_token
 from llm_lessons.plotting.evaluation import plot_intervals, plot_reliability, plot_token_windows
+from llm_lessons.plotting.labels import label_overlaps, place_labels
 from llm_lessons.plotting.style import (
     PALETTE,
     STYLE,
@@ -35,7 +37,8 @@ from llm_lessons.plotting.training import LiveLossPlot, plot_history
 
 __all__ = [
     "PALETTE", "STYLE", "LiveLossPlot", "as_numpy", "bertviz_view", "book_style", "heatmap",
-    "labelled_scatter", "line_plot", "new_axes", "plot_attention", "plot_attention_heads",
-    "plot_distribution_filter", "plot_encoding_dimensions", "plot_history", "plot_intervals",
-    "plot_reliability", "plot_token_windows", "readable_token", "reference_lines", "use_book_style",
+    "label_overlaps", "labelled_scatter", "line_plot", "new_axes", "place_labels",
+    "plot_attention", "plot_attention_heads", "plot_distribution_filter",
+    "plot_encoding_dimensions", "plot_history", "plot_intervals", "plot_reliability",
+    "plot_token_windows", "readable_token", "reference_lines", "use_book_style",
 ]

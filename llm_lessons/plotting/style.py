@@ -99,12 +99,17 @@ def labelled_scatter(x: Sequence[float], y: Sequence[float], labels: Sequence[st
                      groups: Sequence[str] | None = None,
                      offsets: Mapping[str, tuple[float, float]] | None = None, logy: bool = False,
                      xlabel: str = "", ylabel: str = "", title: str = "",
-                     ax: plt.Axes | None = None) -> plt.Axes:
+                     ax: plt.Axes | None = None, place: bool = False,
+                     xlim: tuple[float, float] | None = None,
+                     ylim: tuple[float, float] | None = None,
+                     legend_loc: str = "best") -> plt.Axes:
     """Scatter points and write each one's label beside it (e.g. model names on a timeline).
 
     ``groups`` (one name per point) colours the points by group and adds a legend. Labels sit
     alternately above and below their points, which keeps neighbours on a timeline apart;
     ``offsets`` moves chosen labels by (dx, dy) points where they still collide.
+    ``place=True`` instead lets :func:`~llm_lessons.plotting.labels.place_labels` choose each
+    label's position so that none collides (give the final ``xlim``/``ylim`` then).
 
     >>> ax = labelled_scatter([2018, 2020], [1e8, 1e11], ["GPT-1", "GPT-3"], logy=True)
     >>> [t.get_text() for t in ax.texts]
@@ -119,16 +124,25 @@ def labelled_scatter(x: Sequence[float], y: Sequence[float], labels: Sequence[st
         idx = [j for j in range(len(x)) if groups is None or groups[j] == name]
         ax.scatter([x[j] for j in idx], [y[j] for j in idx], s=20, color=PALETTE[i % len(PALETTE)],
                    label=name, zorder=3)
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if xlim is not None:
+        ax.set_xlim(xlim)
+    if ylim is not None:
+        ax.set_ylim(ylim)
+    if groups is not None:
+        ax.legend(loc=legend_loc)
+    if place:
+        from llm_lessons.plotting.labels import place_labels
+
+        place_labels(ax, x, y, labels)
+        return ax
     offsets = offsets or {}
     for j, (xj, yj, text) in enumerate(zip(x, y, labels, strict=True)):
         dx, dy = offsets.get(text, (3, 4 if j % 2 == 0 else -4))
         ax.annotate(text, (xj, yj), xytext=(dx, dy), textcoords="offset points", fontsize=7,
                     ha="left" if dx >= 0 else "right", va="bottom" if dy >= 0 else "top")
-    if logy:
-        ax.set_yscale("log")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    if groups is not None:
-        ax.legend()
     return ax
 
 

@@ -120,7 +120,9 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     probs = sorted_logits.softmax(dim=-1)
     cum = probs.cumsum(dim=-1)
     mass_above = torch.cat([torch.zeros_like(cum[..., :1]), cum[..., :-1]], dim=-1)  # exclusive cumsum
-    keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, order, mass_above < p)
+    below = mass_above < p
+    below[..., 0] = True  # the top token always survives, even if p rounds to 0 in the logits' dtype
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, order, below)
     return logits.masked_fill(~keep, NEG_INF)
 
 
@@ -153,8 +155,10 @@ def apply_repetition_penalty(logits: torch.Tensor, prev_ids: torch.Tensor, penal
     """
     _check_logits(logits)
     penalty = _real(penalty, "repetition_penalty")
-    if penalty <= 0:
-        raise ValueError(f"repetition_penalty must be > 0, got {penalty}")
+    info = torch.finfo(logits.dtype)  # a penalty the logits' dtype cannot hold would give 0 * inf
+    if not info.tiny <= penalty <= info.max:
+        raise ValueError(f"repetition_penalty must be > 0 (within {logits.dtype}'s range "
+                         f"[{info.tiny:.3g}, {info.max:.3g}]), got {penalty}")
     _check_prev(prev_ids, logits)
     seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, prev_ids.long(), True)  # (..., V)
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
@@ -201,7 +205,7 @@ def process_logits(logits: torch.Tensor, prev_ids: torch.Tensor | None = None, *
         logits = top_p_filter(logits, top_p)
     if min_p is not None:
         logits = min_p_filter(logits, min_p)
-    return logits
+    return check_logits(logits, "the processed logits")  # e.g. a huge penalty pushed all to -inf
 
 
 def vocab_size_of(model) -> int | None:

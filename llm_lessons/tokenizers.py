@@ -113,7 +113,7 @@ class CharTokenizer:
                              f"tokenizer's vocabulary of {self.vocab_size} characters") from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.itos[i] for i in _check_ids(list(ids), self.vocab_size))
+        return "".join(self.itos[i] for i in _check_ids(ids, self.vocab_size))
 
     def save(self, path: str | Path) -> None:
         _write_json(path, {"type": "CharTokenizer", "chars": self.chars})
@@ -167,7 +167,7 @@ class WordTokenizer:
         return [self.stoi.get(w, 0) for w in self.tokenize(_check_text(text))]
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.itos[i] for i in _check_ids(list(ids), self.vocab_size))
+        return "".join(self.itos[i] for i in _check_ids(ids, self.vocab_size))
 
     def oov_rate(self, text: str) -> float:
         """Fraction of word tokens (those with a letter or digit) of ``text`` that are ``<unk>``."""
@@ -339,7 +339,7 @@ class BPETokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Concatenate the tokens' bytes and read them as UTF-8 (invalid bytes become '�')."""
-        data = b"".join(self.vocab[i] for i in _check_ids(list(ids), self.vocab_size))
+        data = b"".join(self.vocab[i] for i in _check_ids(ids, self.vocab_size))
         return data.decode("utf-8", errors="replace")
 
     @classmethod

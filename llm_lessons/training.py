@@ -271,12 +271,12 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
     eval_sets = {split: [batch_fn(data, config.eval_batch_size, T, fixed) for _ in range(config.eval_batches)]
                  for split, data in (("train", train_data), ("val", val_data))}
     optimizer = make_optimizer(model, config)
-    history, first, seconds = History(), 0, 0.0
+    history, first, seconds, resumed = History(), 0, 0.0, False
     run_config = {k: v for k, v in asdict(config).items() if k != "progress"}
     run_config["betas"] = list(config.betas)
     if state_path is not None and train_state.exists(state_path):
         first, seconds, saved = train_state.load_state(state_path, model, optimizer, gen, run_config)
-        history = _history_from(saved)
+        history, resumed = _history_from(saved), True
         history.interrupted_at = None
     model.train()
     bar = None
@@ -287,8 +287,8 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
     step = first
     try:
         for step in range(first, config.max_steps + 1):
-            resumed_here = step == first and state_path is not None and first > 0
-            if (step % config.eval_interval == 0 or step == config.max_steps) and not resumed_here:
+            evaluated = resumed and step == first  # the saved history already holds this point
+            if (step % config.eval_interval == 0 or step == config.max_steps) and not evaluated:
                 history.steps.append(step)
                 for split, losses in (("train", history.train_loss), ("val", history.val_loss)):
                     try:

@@ -38,17 +38,18 @@ def _interrupt_at(call):
     return batch_fn
 
 
-def test_resume_after_ctrl_c_gives_exactly_the_uninterrupted_weights(tmp_path):
+@pytest.mark.parametrize("stop_step, saved_steps", [(6, [0, 4]), (1, [0])])
+def test_resume_after_ctrl_c_gives_exactly_the_uninterrupted_weights(tmp_path, stop_step, saved_steps):
     reference = _gpt()
     torch.manual_seed(123)  # dropout draws from the global RNG
     full = train(reference, DATA, DATA, RUN)
     state = tmp_path / "run_state"
     model = _gpt()
     torch.manual_seed(123)
-    # 2 x 2 evaluation batches are drawn first; the 11th call is training step 6
-    partial = train(model, DATA, DATA, RUN, batch_fn=_interrupt_at(4 + 7), state_path=state)
-    assert partial.interrupted_at == 6 and not model.training
-    assert len(partial.step_loss) == 6 and partial.steps == [0, 4]
+    # 2 x 2 evaluation batches are drawn first; call 4 + s + 1 is training step s
+    partial = train(model, DATA, DATA, RUN, batch_fn=_interrupt_at(4 + stop_step + 1), state_path=state)
+    assert partial.interrupted_at == stop_step and not model.training
+    assert len(partial.step_loss) == stop_step and partial.steps == saved_steps
     torch.manual_seed(999)  # a different global RNG (dropout) and a different model: both restored
     resumed_model = _gpt(seed=5)
     resumed = train(resumed_model, DATA, DATA, RUN, state_path=state)

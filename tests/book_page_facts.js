@@ -64,12 +64,65 @@ async () => {
     beforeCode: !!note && (!firstCell || !!(note.compareDocumentPosition(firstCell) & Node.DOCUMENT_POSITION_FOLLOWING)),
   };
 
+  // The width the page was opened at. A mobile browser widens its layout viewport (and so
+  // window.innerWidth) to fit content that is too wide, which would hide the very overflow
+  // looked for here; the screen keeps the device's width.
+  const viewWidth = Math.min(window.innerWidth, screen.width);
+
   // At phone width: prose must fit; code, tables, outputs and equations scroll inside their own boxes.
   const inScrollBox = (el) => !!el.closest("pre, table, .highlight, .cell_output, .output, mjx-container, .mermaid, .math, [id^='bertviz-'], .widget-subarea");
   const overflowing = all("p, li, h1, h2, h3, h4, h5, h6, dt, dd, blockquote, figcaption", article)
-    .filter((el) => !inScrollBox(el) && el.getBoundingClientRect().right > window.innerWidth + 1)
+    .filter((el) => !inScrollBox(el) && el.getBoundingClientRect().right > viewWidth + 1)
     .slice(0, 10)
     .map((el) => `<${el.tagName.toLowerCase()}> ${text(el).slice(0, 60)} (right edge ${Math.round(el.getBoundingClientRect().right)} px)`);
+
+  // The whole page, top to bottom (not only the first screen): nothing may reach past the right
+  // edge of the window unless it sits inside a scroll container (overflow-x auto or scroll), and
+  // every equation and table either fits its box or scrolls inside it; clipped is never right.
+  const scrolls = (el) => /(auto|scroll)/.test(getComputedStyle(el).overflowX);
+  const scrollContainer = (el, self = false) => {
+    for (let a = self ? el : el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (scrolls(a)) return a;
+    }
+    return null;
+  };
+  const visible = (el, r) => r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== "hidden";
+  const describe = (el) => {
+    const cls = typeof el.className === "string" && el.className.trim()
+      ? "." + el.className.trim().split(/\s+/).slice(0, 2).join(".") : "";
+    return `<${el.tagName.toLowerCase()}${cls}> ${text(el).slice(0, 50)}`;
+  };
+  const wide = [];
+  const inWide = new Set();  // report the outermost wide element, not each of its descendants
+  for (const el of all("body *")) {
+    if (inWide.has(el.parentElement)) { inWide.add(el); continue; }
+    const r = el.getBoundingClientRect();
+    // Entirely past the right edge: a closed drawer (the page's table of contents), not content.
+    if (r.right <= viewWidth + 1 || r.left >= viewWidth - 1 || !visible(el, r)) continue;
+    if (el.closest("mjx-assistive-mml") || scrollContainer(el)) continue;
+    inWide.add(el);
+    if (wide.length < 10) wide.push(`${describe(el)} (right edge ${Math.round(r.right)} px)`);
+  }
+  // Display equations only: an inline formula's box is a few pixels narrower than its italic
+  // glyphs by design; inline formulas are held to the window by the check above.
+  const equations = all('mjx-container[display="true"]', article)
+    .filter((m) => m.clientWidth > 0)
+    .map((m) => ({
+      scrollWidth: m.scrollWidth,
+      clientWidth: m.clientWidth,
+      scrolls: !!scrollContainer(m, true),
+      tex: text((m.closest(".math") || m.parentElement)).slice(0, 60),
+    }))
+    .filter((e) => e.scrollWidth > e.clientWidth + 1);
+  const tables = all("table", article).map((t) => {
+    const box = t.parentElement;
+    return {
+      width: Math.round(t.getBoundingClientRect().width),
+      room: box.clientWidth,
+      scrolls: !!scrollContainer(t),
+      header: text(t.querySelector("tr")).slice(0, 60),
+    };
+  }).filter((t) => t.width > t.room + 1);
 
   return {
     pending: pending(),
@@ -96,9 +149,12 @@ async () => {
     runsIn,
     links: all("a[href]").map((a) => a.href),
     layout: {
-      innerWidth: window.innerWidth,
+      innerWidth: viewWidth,
       scrollWidth: document.documentElement.scrollWidth,
       overflowing,
+      wide,
+      equations,
+      tables,
     },
   };
 }

@@ -9,8 +9,10 @@ for what it contains: no console errors or failed loads, images loaded with alt 
 equation typeset by MathJax, every mermaid diagram drawn, every bertviz view drawn with its
 tokens, every saved widget view rendered, launch buttons pointing at the page's notebook,
 internal links and anchors that resolve, the "Runs in … GPU …" note on notebook pages, the footer,
-and no horizontal scrolling of prose at phone width (390 px). Screenshots (desktop full page and
-phone first screen) go to ``artifacts/screenshots/``.
+and a layout that fits the window over the whole page (``check_layout``): on the desktop every
+equation and table fits; at phone width (390 px) nothing is wider than the window unless it
+scrolls inside its own box, and nothing is clipped. Screenshots (desktop and phone, full page)
+go to ``artifacts/screenshots/``.
 """
 
 from __future__ import annotations
@@ -263,6 +265,36 @@ def check_content(facts: dict, html: str, docname: str) -> list[str]:
     return bad
 
 
+def check_layout(layout: dict, desktop: bool, chapter: bool) -> list[str]:
+    """The whole page fits the window: wide things scroll in their own boxes, nothing is clipped.
+
+    At any width: the page itself never scrolls sideways, prose never reaches past the window,
+    no element does unless it sits in a scroll container, and a display equation or a table wider
+    than its box must scroll inside it (MathJax containers: scroll width against client width).
+    On a chapter page (``book/``) read on the desktop, equations and tables must fit outright: no
+    reader should have to scroll a formula of the prose there.
+    """
+    bad = []
+    if layout["scrollWidth"] > layout["innerWidth"] + 1:
+        bad.append(f"the page scrolls sideways ({layout['scrollWidth']} px wide, window "
+                   f"{layout['innerWidth']} px)")
+    bad += [f"prose overflows: {o}" for o in layout["overflowing"]]
+    bad += [f"wider than the window, outside any scroll container: {w}" for w in layout["wide"]]
+    for eq in layout["equations"]:
+        size = f"{eq['scrollWidth']} px of content in {eq['clientWidth']} px: {eq['tex']}"
+        if not eq["scrolls"]:
+            bad.append(f"clipped equation, {size}")
+        elif desktop and chapter:
+            bad.append(f"equation does not fit the page, {size}")
+    for table in layout["tables"]:
+        size = f"{table['width']} px in {table['room']} px: {table['header']}"
+        if not table["scrolls"]:
+            bad.append(f"clipped table, {size}")
+        elif desktop and chapter:
+            bad.append(f"table does not fit the page, {size}")
+    return bad
+
+
 _targets: dict[str, set[str] | None] = {}
 
 
@@ -288,6 +320,20 @@ def check_links(facts: dict, base_url: str) -> list[str]:
     return bad
 
 
+def full_page_screenshot(page, path: Path) -> None:
+    """The whole page as one image; the first screen where Chromium cannot capture the whole.
+
+    A long page at phone width can exceed the largest image Chromium captures in one go. The
+    layout checks do not depend on the picture: they measure every element of the page.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except PlaywrightError:
+        page.screenshot(path=str(path))
+
+
 def shot_name(docname: str) -> str:
     return docname.replace("/", "__")
 
@@ -295,23 +341,23 @@ def shot_name(docname: str) -> str:
 @pytest.mark.parametrize("docname", PAGES)
 def test_page_renders_offline(docname, browser, base_url, book_html):
     html = (book_html / f"{docname}.html").read_text(encoding="utf-8")
+    chapter = docname.startswith("book/")  # a chapter's prose page, not a notebook
     desk = Visit(browser, base_url, DESKTOP)
     try:
         facts = desk.open(f"{docname}.html")
         problems = check_content(facts, html, docname) + check_links(facts, base_url)
-        desk.page.screenshot(path=str(SHOTS / f"{shot_name(docname)}.desktop.png"), full_page=True)
+        layout = check_layout(facts["layout"], desktop=True, chapter=chapter)
+        problems += [f"[desktop] {p}" for p in layout]
+        full_page_screenshot(desk.page, SHOTS / f"{shot_name(docname)}.desktop.png")
         problems += desk.network_problems()
     finally:
         desk.close()
     phone = Visit(browser, base_url, PHONE, mobile=True)
     try:
         facts = phone.open(f"{docname}.html")
-        phone.page.screenshot(path=str(SHOTS / f"{shot_name(docname)}.phone.png"))
-        layout = facts["layout"]
-        if layout["scrollWidth"] > layout["innerWidth"] + 1:
-            problems.append(f"at {PHONE['width']} px the page scrolls sideways "
-                            f"({layout['scrollWidth']} px wide)")
-        problems += [f"at {PHONE['width']} px prose overflows: {o}" for o in layout["overflowing"]]
+        full_page_screenshot(phone.page, SHOTS / f"{shot_name(docname)}.phone.png")
+        layout = check_layout(facts["layout"], desktop=False, chapter=chapter)
+        problems += [f"[{PHONE['width']} px] {p}" for p in layout]
         problems += [f"[phone] {p}" for p in phone.network_problems()]
     finally:
         phone.close()
@@ -350,3 +396,32 @@ def test_built_book_is_self_contained_on_disk(book_html):
     notices = (book_html / "_static/offline/THIRD-PARTY-NOTICES.txt").read_text()
     for pkg in manifest["packages"].values():
         assert f"({pkg['license']}) in {pkg['folder']}/" in notices, f"no licence notice for {pkg}"
+
+
+def test_layout_check_catches_clipping(browser, base_url):
+    """The layout check is not vacuous: break a chapter page at phone width and it complains.
+
+    Display equations and tables lose their scroll boxes (so they are clipped by the column), and
+    a 600 px block is added to the prose: each must be reported.
+    """
+    phone = Visit(browser, base_url, PHONE, mobile=True)
+    try:
+        facts = phone.open("book/01_background.html")
+        assert check_layout(facts["layout"], desktop=False, chapter=True) == [], "not clean to start"
+        phone.page.add_style_tag(content=(
+            'mjx-container[display="true"], .pst-scrollable-table-container, .table-wrapper '
+            "{ overflow: hidden !important; }"))
+        phone.page.evaluate("""() => {
+            const block = document.createElement("div");
+            block.style.width = "600px";
+            block.textContent = "a block too wide for a phone";
+            document.querySelector("article p").after(block);
+        }""")
+        problems = check_layout(phone.page.evaluate(COLLECT_JS)["layout"], desktop=False, chapter=True)
+    finally:
+        phone.close()
+    assert any(p.startswith("clipped equation") for p in problems), problems
+    assert any(p.startswith("clipped table") for p in problems), problems
+    assert any("a block too wide for a phone" in p for p in problems), problems
+    assert any(p.startswith("the page scrolls sideways") or p.startswith("wider than the window")
+               for p in problems), problems

@@ -13,7 +13,8 @@ path, or a checked statement, or (rarely) a machine-specific figure whose claim 
 This module provides the pieces for the last case when a notebook re-trains a shipped model:
 
 - :func:`numeric_fingerprint` — what decides the bits: torch version, ATen capability, BLAS
-  and its mode, the processor's vector features. It is recorded in a checkpoint at save time.
+  and its mode, the processor's vector features, the thread count. It is recorded in a
+  checkpoint at save time.
 - :func:`compare_to_reference` — bit-identity when this machine's fingerprint equals the
   recorded one; otherwise agreement within stated tolerances (validation loss and top-1
   predictions), with a report that says which case ran.
@@ -24,7 +25,7 @@ elementwise ops) and ``MKL_CBWR=COMPATIBLE`` (MKL's portable path: different mat
 
 >>> fp = numeric_fingerprint()
 >>> sorted(fp)
-['blas', 'blas_mode', 'cpu', 'cpu_capability', 'cpu_features', 'torch']
+['blas', 'blas_mode', 'cpu', 'cpu_capability', 'cpu_features', 'threads', 'torch']
 >>> same_numeric_path(fp, fp), same_numeric_path(None, fp)
 (True, False)
 """
@@ -75,8 +76,10 @@ def _blas() -> str:
 def numeric_fingerprint() -> dict[str, str]:
     """What decides the bits of a CPU computation here; equal fingerprints give equal bits.
 
-    The thread count is left out on purpose: the book's kernels give the same bits with one
-    or two threads (the test command checks the notebooks under both).
+    The thread count is part of it: a large reduction split across threads adds its partial
+    sums in another order. (The book's notebooks print the same figures with one and two
+    threads, which the test command checks, but a re-run is bit-identical only to a run with
+    the same count.)
     """
     cpu, features = _cpu()
     return {
@@ -86,6 +89,7 @@ def numeric_fingerprint() -> dict[str, str]:
         "blas_mode": os.environ.get("MKL_CBWR", "auto"),
         "cpu": cpu,
         "cpu_features": features,
+        "threads": str(torch.get_num_threads()),
     }
 
 

@@ -3,11 +3,13 @@
 # Usage: bash scripts/nbval.sh default|perturbed [notebooks/NAME.ipynb ...]
 #        (no notebook: every notebook in _toc.yml)
 #
-# default    this CPU's own kernels; one thread per kernel, two notebooks at a time.
+# default    this CPU's own kernels.
 # perturbed  ATEN_CPU_CAPABILITY=default (ATen's plain C++ kernels) and MKL_CBWR=COMPATIBLE (MKL's
 #            portable code path) make this machine compute like another CPU: other bits from
-#            torch.randn, elementwise ops and every matrix product. Two threads per kernel, one
-#            notebook at a time, so the thread count is varied as well.
+#            torch.randn, elementwise ops and every matrix product. About twice as slow.
+# Two notebooks run at a time with one thread each (the fastest use of two cores);
+# NBVAL_THREADS=2 runs one notebook at a time with two threads instead, to vary the thread count
+# too (every notebook passed that way on the perturbed path when the policy was introduced).
 # A saved output must hold on both paths (CONTRIBUTING.md, "Outputs that hold on every machine").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +17,15 @@ path=${1:?usage: bash scripts/nbval.sh default|perturbed [notebooks...]}
 shift
 if [ $# -gt 0 ]; then notebooks=("$@"); else mapfile -t notebooks < <(.venv/bin/python scripts/toc_notebooks.py); fi
 case "$path" in
-  default) threads=1 workers=(-n 2 --dist loadscope) numeric=() ;;
-  perturbed) threads=2 workers=(-p no:xdist) numeric=(ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE) ;;
+  default) numeric=() ;;
+  perturbed) numeric=(ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE) ;;
   *) echo "unknown numeric path '$path': use default or perturbed" >&2; exit 2 ;;
+esac
+threads=${NBVAL_THREADS:-1}
+case "$threads" in
+  1) workers=(-n 2 --dist loadscope) ;;
+  2) workers=(-p no:xdist) ;;
+  *) echo "NBVAL_THREADS must be 1 or 2 (two cores)" >&2; exit 2 ;;
 esac
 # The kernels draw with the inline backend, as when the outputs were saved (scripts/execute_notebooks.py).
 env "${numeric[@]}" OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads PYTHONHASHSEED=0 \

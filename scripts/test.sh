@@ -29,7 +29,7 @@ ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE MPLBACKEND=Agg python -m pytest 
   tests llm_lessons --ignore=tests/test_book_browser.py
 echo "== (at $((SECONDS - start)) s) nbval (strict) over every notebook in _toc.yml, this CPU's numeric path"
 bash scripts/nbval.sh default
-echo "== (at $((SECONDS - start)) s) nbval (strict) again, on a simulated other CPU with two threads per kernel"
+echo "== (at $((SECONDS - start)) s) nbval (strict) again, on a simulated other CPU"
 bash scripts/nbval.sh perturbed
 echo "== (at $((SECONDS - start)) s) book build (-W -n --keep-going), self-contained"
 rm -rf _build_test

@@ -42,7 +42,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from llm_lessons.bert import BertConfig, MaskedLM
-from llm_lessons.files import pending_sidecar, read_limited, write_pair_atomic
+from llm_lessons.files import pending_sidecar, read_json_sidecar, write_pair_atomic
 from llm_lessons.gpt import GPT, GPTConfig
 
 FORMAT = "llm_lessons.checkpoint/1"
@@ -123,13 +123,7 @@ def save(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
 
 
 def _read_sidecar(sidecar: Path) -> dict:
-    try:
-        payload = json.loads(read_limited(sidecar, MAX_SIDECAR_BYTES).decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{sidecar} is not valid JSON: {err}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{sidecar} is not an llm_lessons checkpoint config (format {FORMAT!r})")
-    return payload
+    return read_json_sidecar(sidecar, MAX_SIDECAR_BYTES, FORMAT, "an llm_lessons checkpoint config")
 
 
 def _sidecar(path: str | Path) -> tuple[dict, Path]:

@@ -24,6 +24,7 @@ weights lie beside a complete pending JSON, which :func:`pending_sidecar` finds.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -105,3 +106,17 @@ def read_limited(path: str | Path, max_bytes: int) -> bytes:
         raise ValueError(f"{path} has {size} bytes, more than the {max_bytes} this loader reads "
                          "(a file of this kind is never that large: refusing it)")
     return path.read_bytes()
+
+
+def read_json_sidecar(path: str | Path, max_bytes: int, fmt: str, what: str) -> dict:
+    """An untrusted JSON sidecar: size-limited, valid UTF-8 JSON, a dict whose ``format`` is ``fmt``.
+
+    ``what`` names the kind of file in the error ("an llm_lessons checkpoint config", say).
+    """
+    try:
+        payload = json.loads(read_limited(path, max_bytes).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise ValueError(f"{path} is not {what} (format {fmt!r})")
+    return payload

@@ -34,7 +34,7 @@ from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as tensors_to_bytes
 from torch import nn
 
-from llm_lessons.files import read_limited, write_pair_atomic
+from llm_lessons.files import read_json_sidecar, write_pair_atomic
 
 FORMAT = "llm_lessons.train_state/1"
 MAX_SIDECAR_BYTES = 64 * 2**20  # the history of a long run: a few MB of JSON
@@ -86,12 +86,7 @@ def save_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimi
 
 def _read(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     weights, sidecar = _paths(path)
-    try:
-        meta = json.loads(read_limited(sidecar, MAX_SIDECAR_BYTES).decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{sidecar} is not valid JSON: {err}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{sidecar} is not a training state (format {FORMAT!r})")
+    meta = read_json_sidecar(sidecar, MAX_SIDECAR_BYTES, FORMAT, "a training state")
     data = weights.read_bytes()
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
         raise ValueError(f"{weights} does not match the SHA-256 recorded in {sidecar.name}: the file "

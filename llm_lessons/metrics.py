@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from llm_lessons.ngram import NGramLM
 from llm_lessons.sampling import vocab_size_of
-from llm_lessons.utils import eval_mode
+from llm_lessons.utils import eval_mode, model_device
 from llm_lessons.validation import check_int, token_ids
 
 LN2 = math.log(2.0)
@@ -112,11 +112,6 @@ def _as_ids(ids, what: str = "ids") -> Tensor:
     return t.detach().to("cpu", torch.long)
 
 
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)  # n-gram and uniform models have no parameters
-    return p.device if p is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def corpus_token_nll(model: nn.Module, docs: Sequence, block_size: int | None = None,
                      stride: int | None = None, *, align_last: bool = False, prefix_id: int | None = None,
@@ -151,7 +146,7 @@ def corpus_token_nll(model: nn.Module, docs: Sequence, block_size: int | None = 
                              "needed, the first has no context and is never predicted")
     plan = [(d, w) for d, s in enumerate(seqs) for w in token_windows(len(s), T, stride, align_last)]
     out = [torch.empty(len(s) - 1, dtype=torch.float64) for s in seqs]
-    device = _device(model)
+    device = model_device(model)  # the CPU for n-gram and uniform models
     with eval_mode(model):
         for i in range(0, len(plan), B):
             chunk = plan[i:i + B]

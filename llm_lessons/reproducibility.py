@@ -40,7 +40,7 @@ from functools import cache
 
 import torch
 
-from .utils import eval_mode
+from .utils import eval_mode, model_device
 
 #: Processor features that change which kernels ATen and the BLAS library run.
 _VECTOR_FEATURES = re.compile(r"^(avx\w*|fma\w*|amx\w*|sse4\w*|f16c|asimd\w*|sve\w*|neon)$")
@@ -161,14 +161,10 @@ def compare_to_reference(model: torch.nn.Module, reference: torch.nn.Module, x: 
                          f"{sorted(set(ours) ^ set(theirs))}")
     identical = all(torch.equal(ours[k].cpu(), theirs[k].cpu()) for k in ours)
     with eval_mode(model), eval_mode(reference), torch.no_grad():
-        logits, loss = model(x, y)  # (B, T, V)
-        ref_logits, ref_loss = reference(x.to(_device_of(reference)), y.to(_device_of(reference)))
-    keep = y != -100  # (B, T)
-    same_top1 = logits.argmax(-1).cpu()[keep.cpu()] == ref_logits.argmax(-1).cpu()[keep.cpu()]
+        logits, loss = model(x.to(model_device(model)), y.to(model_device(model)))  # (B, T, V)
+        ref_logits, ref_loss = reference(x.to(model_device(reference)), y.to(model_device(reference)))
+    keep = y.cpu() != -100  # (B, T)
+    same_top1 = logits.argmax(-1).cpu()[keep] == ref_logits.argmax(-1).cpu()[keep]
     return Agreement(same_path=same_numeric_path(recorded), bit_identical=identical,
                      loss=loss.item(), reference_loss=ref_loss.item(),
                      top1=same_top1.float().mean().item(), loss_tol=loss_tol, top1_min=top1_min)
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device

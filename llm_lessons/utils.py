@@ -62,6 +62,16 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def model_device(model) -> torch.device:
+    """The device a model's parameters live on; the CPU for a model without any (an n-gram).
+
+    >>> model_device(torch.nn.Linear(2, 2))
+    device(type='cpu')
+    """
+    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
+
+
 @contextmanager
 def eval_mode(model) -> Iterator[None]:
     """Put ``model`` in eval mode (no dropout) for the block, then restore its previous mode.

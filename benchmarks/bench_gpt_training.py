@@ -40,8 +40,8 @@ def throughput(steps: int) -> None:
     from transformers import GPT2LMHeadModel
 
     from llm_lessons.gpt import GPT, GPTConfig
-    from llm_lessons.hf_interop import gpt2_config
-    from llm_lessons.pretrained import shakespeare_char_data
+    from llm_lessons.interop.gpt2 import gpt2_config
+    from llm_lessons.resources import shakespeare_char_data
     from llm_lessons.training import TrainConfig, make_optimizer, random_windows
 
     tok, train_ids, _ = shakespeare_char_data()
@@ -79,7 +79,7 @@ def throughput(steps: int) -> None:
 def time_to_target(name: str, target: float) -> dict:
     from llm_lessons import set_seed
     from llm_lessons.gpt import GPT, GPTConfig
-    from llm_lessons.pretrained import shakespeare_char_data
+    from llm_lessons.resources import shakespeare_char_data
     from llm_lessons.training import TrainConfig, train
 
     tok, train_ids, val_ids = shakespeare_char_data()

@@ -34,9 +34,9 @@ def throughput(steps: int) -> None:
     from transformers import BertForMaskedLM
 
     from llm_lessons.bert import BertConfig, MaskedLM
-    from llm_lessons.hf_bert import hf_bert_config
+    from llm_lessons.interop.bert import hf_bert_config
     from llm_lessons.mlm_data import MaskedCharTokenizer, MaskedWindows
-    from llm_lessons.pretrained import shakespeare_char_data
+    from llm_lessons.resources import shakespeare_char_data
     from llm_lessons.training import TrainConfig, make_optimizer
 
     chars, train_ids, _ = shakespeare_char_data()

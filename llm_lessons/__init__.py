@@ -4,7 +4,7 @@ Importing it stays light: matplotlib, ipywidgets, transformers and lm_eval are i
 inside the modules that need them.
 """
 
-from llm_lessons.utils import get_device, set_seed
+from llm_lessons.reproducibility import get_device, set_seed
 
 __all__ = ["get_device", "set_seed"]
 __version__ = "0.1.0"

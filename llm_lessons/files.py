@@ -1,4 +1,4 @@
-"""Atomic file writes, and reading untrusted files within a size limit.
+"""Atomic file writes, reading untrusted files within a size limit, and the files we ship.
 
 A file written in place (``open(path, "w")``) is empty or half-written while it is being
 written: a crash, a full disk or Ctrl-C at that moment destroys the previous good version.
@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 PENDING = ".pending"
@@ -120,3 +121,16 @@ def read_json_sidecar(path: str | Path, max_bytes: int, fmt: str, what: str) -> 
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise ValueError(f"{path} is not {what} (format {fmt!r})")
     return payload
+
+
+def resource_path(name: str):
+    """Path of a file shipped in ``llm_lessons/resources`` (checkpoints, tables, votes).
+
+    >>> resource_path("model_sizes.csv").name
+    'model_sizes.csv'
+    """
+    path = resources.files("llm_lessons") / "resources" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} is not shipped in llm_lessons/resources; run "
+                                "scripts/train_checkpoints.py to create it")
+    return path

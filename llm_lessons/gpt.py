@@ -28,8 +28,8 @@ from torch import nn
 
 from llm_lessons.attention import KVCache
 from llm_lessons.configs import ModelConfig
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.transformer import Block
-from llm_lessons.utils import eval_mode
 from llm_lessons.validation import check_bool, check_int, check_logits, check_real, check_token_tensor
 
 #: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 
 from llm_lessons.data import mask_tokens
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.tokenizers import CharTokenizer
-from llm_lessons.utils import eval_mode
 from llm_lessons.validation import check_batch_size, check_int, token_ids
 
 MAX_REDRAWS = 1000

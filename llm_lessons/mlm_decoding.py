@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.sampling import apply_temperature, top_k_filter
-from llm_lessons.utils import eval_mode
 from llm_lessons.validation import (
     check_batch_size,
     check_int,

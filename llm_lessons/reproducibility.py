@@ -1,12 +1,23 @@
-"""Which numbers repeat on another machine, and how to check a re-run against a saved one.
+"""Running a lesson the same way anywhere: device choice, seeds, eval mode, and which numbers
+repeat on another machine.
 
-Floating-point addition is not associative, so the same program can print different low-order
-bits on two CPUs: PyTorch picks vector kernels by what the processor offers (ATen's "CPU
-capability": AVX512, AVX2, or plain C++), and the BLAS library behind every matrix product
-picks its own code path too. One seeded training run therefore gives bit-identical weights on
-one machine, and slightly different ones elsewhere; after a thousand optimiser steps the tiny
-differences have grown into a visibly different model (a few hundredths of a nat, a different
-sampled sentence), though an equally good one.
+**Where a lesson runs.** :func:`get_device` picks cuda, then mps, then cpu (overridable by an
+argument or ``$LLM_LESSONS_DEVICE``); a GPU runs a bigger config, never another code path.
+:func:`model_device` says where a model's weights are, and :func:`eval_mode` switches dropout
+off for a block and restores the previous mode afterwards.
+
+>>> set_seed(0)
+>>> get_device("cpu")
+device(type='cpu')
+
+**Which numbers repeat, and how to check a re-run against a saved one.** Floating-point
+addition is not associative, so the same program can print different low-order bits on two
+CPUs: PyTorch picks vector kernels by what the processor offers (ATen's "CPU capability":
+AVX512, AVX2, or plain C++), and the BLAS library behind every matrix product picks its own
+code path too. One seeded training run therefore gives bit-identical weights on one machine,
+and slightly different ones elsewhere; after a thousand optimiser steps the tiny differences
+have grown into a visibly different model (a few hundredths of a nat, a different sampled
+sentence), though an equally good one.
 
 The book's rule: a saved output is either rounded to a precision that holds on every numeric
 path, or a checked statement, or (rarely) a machine-specific figure whose claim is asserted.
@@ -34,13 +45,95 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 import torch
 
-from .utils import eval_mode, model_device
+DEVICE_ENV = "LLM_LESSONS_DEVICE"
+
+
+def _available(kind: str) -> bool:
+    if kind == "cpu":
+        return True
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return False
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Pick the device a lesson runs on: cuda, then mps, then cpu.
+
+    An explicit ``prefer`` (or the ``LLM_LESSONS_DEVICE`` environment variable, which is
+    read when ``prefer`` is None) overrides the automatic choice. Asking for a device this
+    machine does not have raises instead of quietly falling back, so a reader who asked for
+    a GPU never trains on the CPU without knowing it.
+
+    >>> get_device("cpu")
+    device(type='cpu')
+    """
+    request = prefer if prefer is not None else os.environ.get(DEVICE_ENV) or None
+    if request is None:
+        for kind in ("cuda", "mps"):
+            if _available(kind):
+                return torch.device(kind)
+        return torch.device("cpu")
+    device = torch.device(request)  # raises RuntimeError on a malformed string
+    if not _available(device.type):
+        source = f"${DEVICE_ENV}" if prefer is None else "prefer"
+        raise RuntimeError(
+            f"device {request!r} (from {source}) is not available on this machine; "
+            "use 'cpu' or leave it unset to choose automatically"
+        )
+    return device
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a lesson's numbers repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def model_device(model) -> torch.device:
+    """The device a model's parameters live on; the CPU for a model without any (an n-gram).
+
+    >>> model_device(torch.nn.Linear(2, 2))
+    device(type='cpu')
+    """
+    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model) -> Iterator[None]:
+    """Put ``model`` in eval mode (no dropout) for the block, then restore its previous mode.
+
+    Models without ``train``/``eval`` (a plain function, say) pass through untouched.
+
+    >>> m = torch.nn.Dropout(0.5)
+    >>> with eval_mode(m):
+    ...     m.training
+    False
+    >>> m.training
+    True
+    """
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+
 
 #: Processor features that change which kernels ATen and the BLAS library run.
 _VECTOR_FEATURES = re.compile(r"^(avx\w*|fma\w*|amx\w*|sse4\w*|f16c|asimd\w*|sve\w*|neon)$")

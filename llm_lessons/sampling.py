@@ -30,7 +30,7 @@ import warnings
 
 import torch
 
-from llm_lessons.utils import eval_mode
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_bool, check_int, check_logits, check_token_tensor
 
 NEG_INF = float("-inf")

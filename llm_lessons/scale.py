@@ -25,9 +25,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
+
+from llm_lessons.files import resource_path
 
 #: Columns of ``model_sizes.csv``, in order.
 COLUMNS = ("model", "organisation", "date", "parameters", "training_tokens", "weights", "source",
@@ -130,7 +131,7 @@ def parse_model_sizes(text: str) -> list[ModelSize]:
 
 def load_model_sizes() -> list[ModelSize]:
     """The bundled table of published model sizes (read offline), sorted by date."""
-    text = (resources.files("llm_lessons") / "resources" / "model_sizes.csv").read_text(encoding="utf-8")
+    text = resource_path("model_sizes.csv").read_text(encoding="utf-8")
     return parse_model_sizes(text)
 
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from llm_lessons import train_state
-from llm_lessons.utils import eval_mode
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_batch_size, check_bool, check_int, check_real
 
 Batch = tuple[torch.Tensor, torch.Tensor]

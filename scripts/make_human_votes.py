@@ -32,11 +32,11 @@ import torch  # noqa: E402
 
 from llm_lessons import checkpoint  # noqa: E402
 from llm_lessons.data import train_val_split  # noqa: E402
+from llm_lessons.evaluation.human_eval import SHIPPED_VOTES, pairwise_tasks  # noqa: E402
+from llm_lessons.evaluation.text_metrics import dialogue_prompts  # noqa: E402
 from llm_lessons.files import write_atomic  # noqa: E402
-from llm_lessons.human_eval import SHIPPED_VOTES, pairwise_tasks  # noqa: E402
-from llm_lessons.pretrained import GPT_SHAKESPEARE, load_gpt_shakespeare, resource_path  # noqa: E402
+from llm_lessons.resources import GPT_SHAKESPEARE, load_gpt_shakespeare, resource_path  # noqa: E402
 from llm_lessons.sampling import generate  # noqa: E402
-from llm_lessons.text_metrics import dialogue_prompts  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SEED = 2024

@@ -22,8 +22,8 @@ import torch  # noqa: E402
 
 from llm_lessons import checkpoint, set_seed  # noqa: E402
 from llm_lessons.gpt import GPT, GPTConfig  # noqa: E402
-from llm_lessons.pretrained import GPT_SHAKESPEARE, shakespeare_char_data  # noqa: E402
 from llm_lessons.reproducibility import numeric_fingerprint  # noqa: E402
+from llm_lessons.resources import GPT_SHAKESPEARE, shakespeare_char_data  # noqa: E402
 from llm_lessons.training import TrainConfig, evaluate, train  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def main(out: pathlib.Path = ROOT / "llm_lessons" / "resources") -> None:
     history = train(model, train_ids, val_ids, config)
     seconds = time.perf_counter() - start
     summary = {
-        "data": "llm_lessons.pretrained.shakespeare_char_data() (train_val_split(), plays kept whole)",
+        "data": "llm_lessons.resources.shakespeare_char_data() (train_val_split(), plays kept whole)",
         "seed": 0, "gpt_preset": "nano", "train_preset": "nano",
         "train_config": {k: v for k, v in config.__dict__.items() if k != "progress"},
         "steps": history.steps[-1], "tokens": history.tokens[-1],

@@ -23,8 +23,8 @@ import torch  # noqa: E402
 from llm_lessons import checkpoint, set_seed  # noqa: E402
 from llm_lessons.bert import BertConfig, MaskedLM, init_positions_sinusoidal  # noqa: E402
 from llm_lessons.mlm_data import MaskedCharTokenizer, MaskedWindows, masked_token_scores  # noqa: E402
-from llm_lessons.pretrained import BERT_SHAKESPEARE, shakespeare_char_data  # noqa: E402
 from llm_lessons.reproducibility import numeric_fingerprint  # noqa: E402
+from llm_lessons.resources import BERT_SHAKESPEARE, shakespeare_char_data  # noqa: E402
 from llm_lessons.training import TrainConfig, train  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def main(out: pathlib.Path = ROOT / "llm_lessons" / "resources") -> None:
                              torch.Generator().manual_seed(HELD_OUT["seed"]))
     loss, accuracy = masked_token_scores(model, held_x, held_y)
     summary = {
-        "data": "llm_lessons.pretrained.shakespeare_char_data() (train_val_split(), plays kept whole)",
+        "data": "llm_lessons.resources.shakespeare_char_data() (train_val_split(), plays kept whole)",
         "seed": 0, "bert_preset": "nano", "init": "init_positions_sinusoidal",
         "mask_rate": batches.p, "phases": PHASES,
         "steps": sum(p["max_steps"] for p in PHASES),

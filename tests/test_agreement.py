@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score
 
-from llm_lessons.agreement import (
+from llm_lessons.evaluation.agreement import (
     bootstrap_ci,
     bradley_terry,
     cohen_kappa,

@@ -235,7 +235,7 @@ def test_attention_explorer_controls_and_figure():
     widgets = pytest.importorskip("ipywidgets")
     import matplotlib.pyplot as plt
 
-    from llm_lessons.widgets import attention_explorer
+    from llm_lessons.plotting.widgets import attention_explorer
 
     weights = torch.rand(3, 2, 4, 4).softmax(dim=-1)  # (L, nh, T, T)
     calls = []

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from llm_lessons import metrics, sampling
+from llm_lessons import sampling
 from llm_lessons.bert import BertConfig, MaskedLM
+from llm_lessons.evaluation import likelihood as metrics
 from llm_lessons.gpt import GPT, GPTConfig
 from llm_lessons.mlm_data import masked_token_scores
 from llm_lessons.mlm_decoding import fill_mask, pseudo_log_likelihood, top_predictions
@@ -171,7 +172,7 @@ def test_top_predictions_k_larger_than_the_vocabulary():
                                     {"hidden_act": "gelu_new"}, {"attention_probs_dropout_prob": 0.2}])
 def test_bert_from_hf_refuses_what_it_would_convert_wrong(change):
     transformers = pytest.importorskip("transformers")
-    from llm_lessons.hf_bert import bert_from_hf
+    from llm_lessons.interop.bert import bert_from_hf
 
     torch.manual_seed(0)
     hf = transformers.BertForMaskedLM(transformers.BertConfig(
@@ -183,7 +184,7 @@ def test_bert_from_hf_refuses_what_it_would_convert_wrong(change):
 
 def test_gpt_from_hf_refuses_separate_dropouts():
     transformers = pytest.importorskip("transformers")
-    from llm_lessons.hf_interop import gpt_config_from_gpt2
+    from llm_lessons.interop.gpt2 import gpt_config_from_gpt2
 
     with pytest.raises(ValueError, match="attn_pdrop"):
         gpt_config_from_gpt2(transformers.GPT2Config(n_embd=8, n_head=2, n_layer=1, attn_pdrop=0.3))

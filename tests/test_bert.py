@@ -12,7 +12,7 @@ from llm_lessons.tokenizers import CharTokenizer
 from llm_lessons.transformer import Block
 
 transformers = pytest.importorskip("transformers")
-from llm_lessons.hf_bert import bert_from_hf, bert_to_hf, hf_bert_config  # noqa: E402
+from llm_lessons.interop.bert import bert_from_hf, bert_to_hf, hf_bert_config  # noqa: E402
 
 CFG = BertConfig(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32, type_vocab_size=2)
 

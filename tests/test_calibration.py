@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from llm_lessons.calibration import (
+from llm_lessons.evaluation.calibration import (
     confidences,
     expected_calibration_error,
     next_token_predictions,
     reliability_bins,
 )
+from llm_lessons.evaluation.likelihood import UniformLM
 from llm_lessons.gpt import GPT, GPTConfig
-from llm_lessons.metrics import UniformLM
 
 
 @pytest.mark.parametrize("n_bins", [1, 5, 10, 15, 33])

@@ -122,11 +122,12 @@ def test_bad_sidecars_and_models(saved, tmp_path):
 
 
 def test_shipped_gpt_loads_and_scores_as_recorded():
-    from llm_lessons import pretrained
+    from llm_lessons import resources as pretrained
+    from llm_lessons.files import resource_path
     from llm_lessons.training import evaluate
 
     model, tok = pretrained.load_gpt_shakespeare()
-    path = pretrained.resource_path(pretrained.GPT_SHAKESPEARE)
+    path = resource_path(pretrained.GPT_SHAKESPEARE)
     recorded = checkpoint.load_metadata(path)["extra"]["training"]
     data_tok, _, val_ids = pretrained.shakespeare_char_data()
     assert tok.chars == data_tok.chars

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from llm_lessons.contamination import contaminated, ngram_hashes, overlap_fraction, text_overlap, words
+from llm_lessons.evaluation.contamination import (
+    contaminated,
+    ngram_hashes,
+    overlap_fraction,
+    text_overlap,
+    words,
+)
 
 
 def naive_flags(train_docs, eval_docs, n):

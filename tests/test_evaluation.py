@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_lessons.evaluation import TASK_DIR, adapter_class, load_task_docs, make_lm, run_lm_eval
-from llm_lessons.gpt import GPT, GPTConfig
-from llm_lessons.metrics import UniformLM, score_texts
-from llm_lessons.multiple_choice import (
+from llm_lessons.evaluation.harness import TASK_DIR, adapter_class, load_task_docs, make_lm, run_lm_eval
+from llm_lessons.evaluation.likelihood import UniformLM, score_texts
+from llm_lessons.evaluation.multiple_choice import (
     continuation_logprob,
     encode_pair,
     multiple_choice_accuracy,
     multiple_choice_scores,
 )
+from llm_lessons.gpt import GPT, GPTConfig
 from llm_lessons.ngram import NGramLM
 from llm_lessons.tokenizers import BPETokenizer, CharTokenizer
 
@@ -180,6 +180,7 @@ def test_adapter_is_registered_by_name():
 
 
 def test_importing_the_module_does_not_import_lm_eval():
-    code = "import sys, llm_lessons.evaluation, llm_lessons.metrics; print('lm_eval' in sys.modules)"
+    code = ("import sys, llm_lessons.evaluation.harness, llm_lessons.evaluation.likelihood; "
+            "print('lm_eval' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,7 +13,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_lessons import metrics, sampling, validation
+from llm_lessons import sampling, validation
+from llm_lessons.evaluation import likelihood as metrics
 from llm_lessons.gpt import GPT, GPTConfig
 from llm_lessons.tokenizers import BPETokenizer, CharTokenizer
 from llm_lessons.training import TrainConfig, evaluate

@@ -6,7 +6,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from llm_lessons.gpt import GPT, GPTConfig  # noqa: E402
-from llm_lessons.hf_interop import (  # noqa: E402
+from llm_lessons.interop.gpt2 import (  # noqa: E402
     _gpt2_table,
     gpt2_config,
     gpt_from_hf,

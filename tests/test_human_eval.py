@@ -9,8 +9,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from llm_lessons.agreement import bootstrap_ci, bradley_terry
-from llm_lessons.human_eval import (
+from llm_lessons.evaluation.agreement import bootstrap_ci, bradley_terry
+from llm_lessons.evaluation.human_eval import (
     PairwiseTask,
     Votes,
     append_record,
@@ -145,7 +145,7 @@ def test_analysis_recovers_the_simulated_truth():
 
 def test_shipped_samples_come_from_the_shipped_checkpoint():
     from llm_lessons import checkpoint
-    from llm_lessons.pretrained import GPT_SHAKESPEARE, resource_path
+    from llm_lessons.resources import GPT_SHAKESPEARE, resource_path
 
     shipped = checkpoint.load_metadata(resource_path(GPT_SHAKESPEARE))["sha256"]
     assert load_votes().header["model_sha256"] == shipped, (

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm_lessons.markov_source import PRESETS, MarkovConfig, MarkovSource
+from llm_lessons.evaluation.markov_source import PRESETS, MarkovConfig, MarkovSource
 from llm_lessons.ngram import NGramLM
 
 

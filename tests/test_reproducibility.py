@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from llm_lessons.gpt import GPT, GPTConfig
-from llm_lessons.pretrained import BERT_SHAKESPEARE, GPT_SHAKESPEARE, resource_path
 from llm_lessons.reproducibility import compare_to_reference, numeric_fingerprint, same_numeric_path
+from llm_lessons.resources import BERT_SHAKESPEARE, GPT_SHAKESPEARE, resource_path
 
 TINY = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)
 

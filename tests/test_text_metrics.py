@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
-from llm_lessons import text_stats
-from llm_lessons.gpt import GPT, GPTConfig
-from llm_lessons.text_metrics import (
+from llm_lessons.evaluation import text_stats
+from llm_lessons.evaluation.text_metrics import (
     bleu,
     continuation_nll,
     distinct_n,
@@ -26,6 +25,7 @@ from llm_lessons.text_metrics import (
     sacre_chrf,
     self_bleu,
 )
+from llm_lessons.gpt import GPT, GPTConfig
 from llm_lessons.tokenizers import CharTokenizer
 
 sentence = st.lists(st.sampled_from("a b c d e".split()), min_size=0, max_size=10).map(" ".join)

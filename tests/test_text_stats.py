@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nltk.util import ngrams as nltk_ngrams
 
-from llm_lessons.text_stats import distinct_n, find_loop, ngrams, repetition_rate
+from llm_lessons.evaluation.text_stats import distinct_n, find_loop, ngrams, repetition_rate
 
 words = st.lists(st.sampled_from("abcd"), min_size=0, max_size=30)
 

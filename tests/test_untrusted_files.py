@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from llm_lessons import evaluation, files
-from llm_lessons.human_eval import append_record, load_votes
+from llm_lessons import files
+from llm_lessons.evaluation import harness as evaluation
+from llm_lessons.evaluation.human_eval import append_record, load_votes
 from llm_lessons.mlm_data import MaskedCharTokenizer
 from llm_lessons.tokenizers import PATTERNS, SPLIT_PATTERN, BPETokenizer, CharTokenizer, WordTokenizer
 

@@ -10,6 +10,12 @@ in one module per topic and are all importable from here:
 - :mod:`~llm_lessons.plotting.training`: loss curves, live during training
 - :mod:`~llm_lessons.plotting.evaluation`: reliability diagrams, intervals, evaluation windows
 - :mod:`~llm_lessons.plotting.labels`: point labels placed without collisions, and the check
+
+Two interactive modules build on these (ipywidgets is imported inside their functions, and
+each also draws a static figure for the rendered book); they are imported by name, not here:
+
+- :mod:`~llm_lessons.plotting.widgets`: attention and positional-encoding explorers (4.1, 4.2)
+- :mod:`~llm_lessons.plotting.playground`: the decoding playground, every knob (4.3)
 """
 
 from llm_lessons.plotting.attention import (

@@ -11,7 +11,7 @@ from llm_lessons.plotting.style import PALETTE, as_numpy, new_axes
 
 def plot_reliability(bins, ax: plt.Axes | None = None, *, title: str = "",
                      label: str = "model") -> plt.Axes:
-    """Reliability diagram of :class:`llm_lessons.calibration.ReliabilityBins`: per confidence
+    """Reliability diagram of :class:`llm_lessons.evaluation.calibration.ReliabilityBins`: per confidence
     bin, the accuracy (bars) against the diagonal a calibrated model would follow; the gap to
     the bin's mean confidence is hatched, the bins' shares of the predictions a thin line."""
     import numpy as np
@@ -66,7 +66,7 @@ def plot_intervals(estimates: Mapping[str, float], low: Mapping[str, float], hig
 def plot_token_windows(windows: Sequence, n_tokens: int, ax: plt.Axes | None = None, *,
                        title: str = "") -> plt.Axes:
     """One row per evaluation window (objects with ``start``, ``stop``, ``n_scored``, e.g. from
-    :func:`llm_lessons.metrics.token_windows`): the tokens it reads as a light bar, the tokens
+    :func:`llm_lessons.evaluation.likelihood.token_windows`): the tokens it reads as a light bar, the tokens
     it scores as a dark bar, on a shared token-position axis."""
     ax = new_axes(ax, figsize=(6.4, 0.32 * len(windows) + 1.1))
     for row, w in enumerate(windows):

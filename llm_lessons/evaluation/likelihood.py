@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llm_lessons.ngram import NGramLM
+from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.sampling import vocab_size_of
-from llm_lessons.utils import eval_mode, model_device
 from llm_lessons.validation import check_int, token_ids
 
 LN2 = math.log(2.0)

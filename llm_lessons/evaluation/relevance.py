@@ -2,7 +2,7 @@
 
 Shapes use fixed letters: B batch (texts), T time (tokens), C channels (384 for MiniLM).
 
-Two measures, both from the shipped all-MiniLM-L6-v2 encoder (:mod:`llm_lessons.minilm`):
+Two measures, both from the shipped all-MiniLM-L6-v2 encoder (:mod:`llm_lessons.interop.minilm`):
 
 * **Sentence-embedding cosine.** A text's vector is the mean of its contextual token vectors
   (padding excluded), scaled to unit length, which is exactly what sentence-transformers does
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from llm_lessons.text_metrics import Score, _texts
+from llm_lessons.evaluation.text_metrics import Score, _texts
 from llm_lessons.validation import check_batch_size, check_int
 
 
@@ -50,7 +50,7 @@ class MiniLMEncoder:
         if (model is None) != (tokenizer is None):
             raise ValueError("pass both model and tokenizer, or neither (then the shipped MiniLM loads)")
         if model is None:
-            from llm_lessons.minilm import load_minilm
+            from llm_lessons.interop.minilm import load_minilm
 
             model, tokenizer = load_minilm()
         self.model, self.tokenizer = model.eval(), tokenizer

@@ -5,7 +5,7 @@ Shapes use fixed letters: T time (tokens).
 * **Fluency** by a reference model: the perplexity a language model gives the continuation
   (given its prompt), :func:`continuation_nll`. Low perplexity means "predictable", which is
   not the same as "good": greedy, repetitive text is the most predictable of all.
-* **Diversity**: distinct-n and repetition rate (re-exported from :mod:`llm_lessons.text_stats`),
+* **Diversity**: distinct-n and repetition rate (re-exported from :mod:`llm_lessons.evaluation.text_stats`),
   and self-BLEU (Zhu et al., 2018): each sample's BLEU against the *other* samples; high
   self-BLEU means the samples resemble each other.
 * **Overlap with a reference** (machine-translation and summarisation metrics):
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from llm_lessons.text_stats import distinct_n, ngrams, repetition_rate
+from llm_lessons.evaluation.text_stats import distinct_n, ngrams, repetition_rate
 
 __all__ = ["distinct_n", "repetition_rate", "bleu", "self_bleu", "sacre_bleu", "sacre_chrf",
            "rouge_tokenize", "rouge_n", "rouge_l", "Score", "SignedScore", "continuation_nll",
@@ -230,13 +230,13 @@ def continuation_nll(model, tokenizer, prompts: Sequence[str], continuations: Se
     """Per-token NLLs (nats, float64) of each continuation given its prompt, under ``model``.
 
     Prompt and continuation are encoded together and scored by
-    :func:`llm_lessons.metrics.corpus_token_nll` with sliding windows of ``block_size`` inputs
+    :func:`llm_lessons.evaluation.likelihood.corpus_token_nll` with sliding windows of ``block_size`` inputs
     (default ``model.block_size``) every ``stride`` tokens (default half the window); only the
     continuation's tokens are kept. exp(mean) is the continuation's perplexity under the
     reference model. (An n-gram model reads only its last order - 1 tokens, so give it a
     ``block_size`` that holds the whole text.)
     """
-    from llm_lessons.metrics import corpus_token_nll
+    from llm_lessons.evaluation.likelihood import corpus_token_nll
 
     prompts, continuations = _texts(prompts, "prompts"), _texts(continuations, "continuations")
     if len(prompts) != len(continuations):

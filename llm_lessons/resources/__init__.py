@@ -1,8 +1,18 @@
-"""The small models this book ships, trained here, so later chapters need not retrain them.
+"""What the book ships, and loaders for it: nothing here is downloaded, everything is in the package.
 
-``load_gpt_shakespeare()`` returns the nano GPT trained on character-level Shakespeare by
-``scripts/train_checkpoints.py`` (exactly the recipe of notebook 03_2) and its tokenizer.
-``shakespeare_char_data()`` is that recipe's data: the play-wise split, encoded by characters.
+The files in this folder, with the section that uses each:
+
+- ``gpt_nano_shakespeare.safetensors`` + ``.json`` — the nano GPT of 3.2, trained by
+  ``scripts/train_checkpoints.py`` (exactly the recipe of notebook 03_2): :func:`load_gpt_shakespeare`
+- ``bert_nano_shakespeare.safetensors`` + ``.json`` — the nano masked LM of 3.3, trained by
+  ``scripts/train_mlm_checkpoint.py``: :func:`load_bert_shakespeare`
+- ``model_sizes.csv`` — published sizes of well-known models (1, :mod:`llm_lessons.scale`)
+- ``human_votes.jsonl`` — the simulated rater study of 2.4 (:mod:`llm_lessons.evaluation.human_eval`)
+- ``lm_eval_tasks/`` — the book's lm-evaluation-harness tasks (2.4,
+  :mod:`llm_lessons.evaluation.harness`), written by ``scripts/make_eval_tasks.py``
+
+:func:`llm_lessons.files.resource_path` finds any of them. ``shakespeare_char_data()`` is the
+nano GPT's data: the play-wise split, encoded by characters.
 
 >>> model, tok = load_gpt_shakespeare()
 >>> tok.decode(model.generate(torch.tensor([tok.encode("ROMEO:")]), 11, greedy=True)[0].tolist())
@@ -11,11 +21,10 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 import torch
 
 from llm_lessons import checkpoint
+from llm_lessons.files import resource_path
 from llm_lessons.gpt import GPT
 from llm_lessons.tokenizers import CharTokenizer
 
@@ -36,15 +45,6 @@ def shakespeare_char_data(val_fraction: float = 0.1, seed: int = 1337,
     train = torch.tensor(tok.encode(split.train), dtype=torch.long)
     val = torch.tensor(tok.encode(split.val), dtype=torch.long)
     return tok, train, val
-
-
-def resource_path(name: str):
-    """Path of a file shipped in ``llm_lessons/resources``."""
-    path = resources.files("llm_lessons") / "resources" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{name} is not shipped in llm_lessons/resources; run "
-                                "scripts/train_checkpoints.py to create it")
-    return path
 
 
 def load_gpt_shakespeare(device: torch.device | str | None = None) -> tuple[GPT, CharTokenizer]:

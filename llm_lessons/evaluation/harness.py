@@ -8,7 +8,7 @@ rolling`` (log p(text) for perplexity, with rolling windows) and ``generate_unti
 :func:`make_lm` wraps a model (``forward(idx) -> (logits, loss)``, ``block_size``) and a
 tokenizer (``encode``/``decode``) in an ``lm_eval.api.model.TemplateLM`` subclass registered as
 ``"llm-lessons"``. Its windows come from the harness's own ``get_rolling_token_windows``, so
-agreement with :mod:`llm_lessons.metrics` checks our windowing against theirs.
+agreement with :mod:`llm_lessons.evaluation.likelihood` checks our windowing against theirs.
 
 The prefix token (the harness's end-of-text token, which its rolling windows put before the
 first token) is ``"\\n"`` for our character models: a new document starts after a line break.
@@ -34,11 +34,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from llm_lessons.utils import eval_mode
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_batch_size, check_int
 
 MODEL_NAME = "llm-lessons"
-TASK_DIR = Path(__file__).resolve().parent / "resources" / "lm_eval_tasks"
+TASK_DIR = Path(__file__).resolve().parent.parent / "resources" / "lm_eval_tasks"
 TASKS = ("shakespeare_ppl", "shakespeare_next_line", "shakespeare_cloze")
 
 

@@ -8,7 +8,7 @@ Our :class:`~llm_lessons.gpt.GPT` has GPT-2's layout, so its weights map one to 
 C_out, C_in), and its MLP activation is called ``"gelu_new"`` (GELU's tanh approximation, our
 ``nn.GELU(approximate="tanh")``). Each conversion is a table of (our name, their name,
 transposed?) rows; a model family is one table plus a config translation, so further families
-(BERT, in :mod:`llm_lessons.hf_bert`) follow the same pattern.
+(BERT, in :mod:`llm_lessons.interop.bert`) follow the same pattern.
 
 Readers who are online can load OpenAI's GPT-2 weights into our code with
 ``load_gpt2("gpt2")``, and use Hugging Face tooling (``generate``, pipelines, ``lm_eval``) on a

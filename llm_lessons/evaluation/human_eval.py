@@ -13,7 +13,7 @@ A file may also hold ``{"type": "sample", "item", "system", "prompt", "text"}`` 
 was rated) and one ``{"type": "header", ...}`` record describing where the votes came from.
 :func:`likert_widget` and :func:`pairwise_widget` are small ipywidgets interfaces (imported
 inside the functions) that append records as a rater clicks. The analysis helpers turn records
-into the arrays :mod:`llm_lessons.agreement` expects.
+into the arrays :mod:`llm_lessons.evaluation.agreement` expects.
 
 >>> tasks = pairwise_tasks(["p1"], ["A", "B", "C"], seed=0)
 >>> len(tasks), {frozenset((t.left, t.right)) for t in tasks} == {
@@ -144,7 +144,7 @@ def load_votes(path: str | Path | None = None, *, skip_invalid: bool = False) ->
     names them.
     """
     if path is None:
-        from llm_lessons.pretrained import resource_path
+        from llm_lessons.files import resource_path
 
         path = resource_path(SHIPPED_VOTES)
     groups: dict[str, list[dict]] = {"header": [], "sample": [], "likert": [], "pairwise": []}

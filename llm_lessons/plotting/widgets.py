@@ -35,7 +35,7 @@ def attention_explorer(sentences: Sequence[str], attention_fn: AttentionFn):
     """Pick a sentence, a layer and a head; see that head's attention heatmap.
 
     ``attention_fn(sentence)`` returns ``(weights (L, nh, T, T), tokens)``, e.g.
-    ``lambda s: attention_maps(model, tokenizer, s)`` from :mod:`llm_lessons.minilm`. Results
+    ``lambda s: attention_maps(model, tokenizer, s)`` from :mod:`llm_lessons.interop.minilm`. Results
     are computed once per sentence and remembered while the explorer lives.
     """
     import ipywidgets as widgets

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llm_lessons.utils import eval_mode
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_batch_size
 
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from llm_lessons.plotting import new_axes, plot_distribution_filter
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.sampling import generate, process_logits
-from llm_lessons.utils import eval_mode
 
 #: Named settings: argmax; the model's own distribution; common "safe" recipes.
 PRESETS: dict[str, dict] = {

@@ -17,7 +17,7 @@ The details follow the harness exactly, so the numbers can be checked against it
 - an input longer than ``block_size + 1`` tokens loses tokens from the left (from the context).
 
 >>> import math
->>> from llm_lessons.metrics import UniformLM
+>>> from llm_lessons.evaluation.likelihood import UniformLM
 >>> from llm_lessons.tokenizers import CharTokenizer
 >>> tok = CharTokenizer("abc \\n")
 >>> s = multiple_choice_scores(UniformLM(5), tok, "a b", ["c", "cc"])
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llm_lessons.utils import eval_mode
+from llm_lessons.reproducibility import eval_mode
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,17 @@
+"""Bridges to Hugging Face ``transformers``: the book's models, checked against the library's.
+
+A model written from scratch is only trusted once an independent implementation gives the same
+numbers. Each module here maps weights one to one between a book model and its ``transformers``
+counterpart (nothing is downloaded: the Hugging Face model is built from a translated config,
+or loaded from a package that ships its weights). In reading order:
+
+- :mod:`~llm_lessons.interop.bert` — our :class:`~llm_lessons.bert.MaskedLM` to and from
+  ``BertForMaskedLM`` (2.3, the masked LM, and 3.3, its training)
+- :mod:`~llm_lessons.interop.gpt2` — our :class:`~llm_lessons.gpt.GPT` to and from
+  ``GPT2LMHeadModel``, and loading real GPT-2 weights for readers who are online (3.2, 5)
+- :mod:`~llm_lessons.interop.minilm` — real attention from the shipped all-MiniLM-L6-v2, and
+  one of its layers copied into our :class:`~llm_lessons.attention.MultiHeadAttention`
+  (4.1 attention, 4.2 positional encodings; 2.4 relevance embeds with it)
+
+``transformers`` is imported inside the functions, so importing this wing stays cheap.
+"""

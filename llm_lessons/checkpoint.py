@@ -86,8 +86,6 @@ def unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-_unique_tensors = unique_tensors  # the older private name
-
 
 def save(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
     """Write ``path`` (.safetensors, added if missing) and its .json sidecar; returns the weights path.

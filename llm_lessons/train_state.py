@@ -34,6 +34,7 @@ from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as tensors_to_bytes
 from torch import nn
 
+from llm_lessons.checkpoint import unique_tensors  # tied weights (GPT's head) stored once
 from llm_lessons.files import read_json_sidecar, write_pair_atomic
 
 FORMAT = "llm_lessons.train_state/1"
@@ -53,17 +54,11 @@ def exists(path: str | Path) -> bool:
     return weights.exists() and sidecar.exists()
 
 
-def _unique(model: nn.Module) -> dict[str, torch.Tensor]:
-    from llm_lessons.checkpoint import unique_tensors  # same layer; tied weights stored once
-
-    return unique_tensors(model)
-
-
 def save_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                generator: torch.Generator, *, step: int, seconds: float, history: dict,
                config: dict) -> None:
     """Write everything a resumed run needs (see the module docstring), atomically."""
-    tensors = {f"model.{k}": v.detach().to("cpu").contiguous() for k, v in _unique(model).items()}
+    tensors = {f"model.{k}": v.detach().to("cpu").contiguous() for k, v in unique_tensors(model).items()}
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for i, p in enumerate(params):
         for key, value in optimizer.state.get(p, {}).items():
@@ -108,7 +103,7 @@ def load_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimi
     step, seconds, history = meta.get("step"), meta.get("seconds"), meta.get("history")
     if not (isinstance(step, int) and isinstance(seconds, (int, float)) and isinstance(history, dict)):
         raise ValueError(f"{path}: step, seconds and history are missing or malformed")
-    own = _unique(model)
+    own = unique_tensors(model)
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     wrong = sorted(k for k in set(own) | set(state)
                    if k not in own or k not in state or own[k].shape != state[k].shape

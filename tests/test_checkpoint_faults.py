@@ -107,7 +107,7 @@ def _rewrite(path, tensors, config=None):
 
 def test_huge_config_is_refused_before_any_allocation(old, monkeypatch):
     model, path = old
-    tensors = {k: v.contiguous() for k, v in checkpoint._unique_tensors(model).items()}
+    tensors = {k: v.contiguous() for k, v in checkpoint.unique_tensors(model).items()}
     _rewrite(path, tensors, {**CFG.to_dict(), "vocab_size": 20_000_000})
     with pytest.raises(ValueError, match=r"vocab_size must be a positive int <= 1048576"):
         checkpoint.load(path)
@@ -129,7 +129,7 @@ def test_huge_config_is_refused_before_any_allocation(old, monkeypatch):
 ])
 def test_tensors_are_never_converted(old, change, match):
     model, path = old
-    tensors = {k: v.contiguous() for k, v in checkpoint._unique_tensors(model).items()}
+    tensors = {k: v.contiguous() for k, v in checkpoint.unique_tensors(model).items()}
     tensors["wpe.weight"] = change(tensors["wpe.weight"])
     _rewrite(path, tensors)
     with pytest.raises(ValueError, match=match):

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from llm_lessons.attention import padding_mask
-from llm_lessons.configs import MAX_SIZES, ModelConfig
-from llm_lessons.transformer import Block
+from llm_lessons.configs import MAX_SIZES
+from llm_lessons.reproducibility import eval_mode
+from llm_lessons.transformer import Block, TransformerBase, TransformerConfig, lm_loss
 from llm_lessons.validation import check_int, check_real, check_token_tensor
 
 #: Named sizes. ``nano`` matches the GPT's nano preset (same depth, width and block) so the
@@ -50,32 +50,26 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass
-class BertConfig(ModelConfig):
-    """Sizes of a masked LM. ``type_vocab_size=0`` drops BERT's token-type (segment) embedding."""
+class BertConfig(TransformerConfig):
+    """Sizes of a masked LM: :class:`~llm_lessons.transformer.TransformerConfig`'s ``vocab_size,
+    block_size, n_layer, n_head, n_embd, dropout``, then ``type_vocab_size`` (0 drops BERT's
+    token-type, or segment, embedding) and the LayerNorms' ``norm_eps``.
+    """
 
     family: ClassVar[str] = "BERT"
     presets: ClassVar[dict[str, dict]] = PRESETS
 
-    vocab_size: int
-    block_size: int = 64
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
     type_vocab_size: int = 0
     norm_eps: float = 1e-12
 
     def __post_init__(self):
-        self.check_positive_ints("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+        super().__post_init__()
         check_int(self.type_vocab_size, "BertConfig.type_vocab_size", low=0,
                   high=MAX_SIZES["type_vocab_size"])
-        if self.n_embd % self.n_head != 0:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        check_real(self.dropout, "BertConfig.dropout", low=0.0, high=1.0, high_open=True)
         check_real(self.norm_eps, "BertConfig.norm_eps", low=0.0, high=1.0, low_open=True)
 
 
-class MaskedLM(nn.Module):
+class MaskedLM(TransformerBase):
     """A BERT-style encoder with a masked-LM head (dense, GELU, LayerNorm, tied decoder + bias).
 
     ``forward(idx, targets=None, token_type_ids=None, attention_mask=None) -> (logits, loss)``:
@@ -87,11 +81,9 @@ class MaskedLM(nn.Module):
     """
 
     def __init__(self, config: BertConfig):
-        super().__init__()
         if not isinstance(config, BertConfig):
             raise TypeError(f"MaskedLM needs a BertConfig, got {type(config).__name__}")
-        self.config = config
-        self.block_size = config.block_size
+        super().__init__(config)
         C, V = config.n_embd, config.vocab_size
         self.wte = nn.Embedding(V, C)  # token embedding, also the output matrix
         self.wpe = nn.Embedding(config.block_size, C)  # learned absolute positions
@@ -107,37 +99,19 @@ class MaskedLM(nn.Module):
         self.lm_head.weight = self.wte.weight  # tied, as in BERT; the bias stays its own
         self.apply(self._init_weights)
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    def num_params(self) -> int:
-        """Number of parameters, the tied embedding/output matrix counted once."""
-        return sum(p.numel() for p in self.parameters())
-
     def _check_inputs(self, idx, targets, token_type_ids, attention_mask) -> None:
-        V = self.config.vocab_size
-        check_token_tensor(idx, "idx", V)
+        """Refuse bad input with a message naming it (ids, lengths, shapes, token types)."""
+        self._check_tokens(idx, targets)
         if idx.shape[1] > self.block_size:
             raise ValueError(f"sequence length {idx.shape[1]} exceeds block_size {self.block_size}")
-        for name, t in (("targets", targets), ("token_type_ids", token_type_ids),
-                        ("attention_mask", attention_mask)):
+        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
             if t is not None and (not isinstance(t, torch.Tensor) or t.shape != idx.shape):
                 raise ValueError(f"{name} shape {tuple(getattr(t, 'shape', ()))} must equal idx shape "
                                  f"{tuple(idx.shape)}")
-        if targets is not None:
-            check_token_tensor(targets, "targets", V, ignore_index=-100)
-            if not (targets != -100).any():
-                raise ValueError("every target is -100: no position to predict, the loss is undefined")
         if token_type_ids is not None:
-            n = self.config.type_vocab_size
-            if n == 0:
+            if self.config.type_vocab_size == 0:
                 raise ValueError("this model has no token-type embedding (type_vocab_size=0)")
-            if int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= n:
-                raise ValueError(f"token_type_ids must be in range(0, {n})")
+            check_token_tensor(token_type_ids, "token_type_ids", self.config.type_vocab_size)
 
     def encode(self, idx: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -163,30 +137,20 @@ class MaskedLM(nn.Module):
                 attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) -> logits (B, T, V) and the mean cross-entropy over labelled positions."""
         self._check_inputs(idx, targets, token_type_ids, attention_mask)
-        x = self._encode(idx, token_type_ids, attention_mask)
+        x = self._encode(idx, token_type_ids, attention_mask)  # embeddings, then blocks: (B, T, C)
         logits = self.lm_head(self.head(x))  # (B, T, C) -> (B, T, V)
-        loss = None
-        if targets is not None:
-            B, T, V = logits.shape
-            loss = F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T), ignore_index=-100)
-        return logits, loss
+        return logits, lm_loss(logits, targets)
 
     @torch.no_grad()
     def attention_weights(self, idx: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                           attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Attention weights of every layer and head for idx (B, T): (n_layer, B, nh, T, T).
 
+        Computed in eval mode (no dropout on the weights); the model's mode is restored after.
         For bertviz, pass ``tuple(weights)`` (one (B, nh, T, T) tensor per layer) as attention.
         """
-        attns = [block.attn for block in self.blocks]
-        for attn in attns:
-            attn.keep_weights = True
-        try:
-            self.encode(idx, token_type_ids, attention_mask)
-            return torch.stack([attn.weights for attn in attns])
-        finally:
-            for attn in attns:
-                attn.keep_weights, attn.weights = False, None
+        with eval_mode(self):
+            return self._attention_maps(self.encode, idx, token_type_ids, attention_mask)
 
 
 @torch.no_grad()

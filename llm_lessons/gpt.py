@@ -19,17 +19,16 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from llm_lessons.attention import KVCache
-from llm_lessons.configs import ModelConfig
 from llm_lessons.reproducibility import eval_mode
-from llm_lessons.transformer import Block
+from llm_lessons.transformer import Block, TransformerBase, TransformerConfig, lm_loss
 from llm_lessons.validation import check_bool, check_int, check_logits, check_real, check_token_tensor
 
 #: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual
@@ -43,30 +42,23 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass
-class GPTConfig(ModelConfig):
-    """Sizes of a GPT. ``bias=True`` matches GPT-2 (needed to convert to Hugging Face)."""
+class GPTConfig(TransformerConfig):
+    """Sizes of a GPT: :class:`~llm_lessons.transformer.TransformerConfig`'s ``vocab_size,
+    block_size, n_layer, n_head, n_embd, dropout``, then ``bias``. ``bias=True`` matches GPT-2
+    (needed to convert to Hugging Face).
+    """
 
     family: ClassVar[str] = "GPT"
     presets: ClassVar[dict[str, dict]] = PRESETS
 
-    vocab_size: int
-    block_size: int = 64
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
     bias: bool = True
 
     def __post_init__(self):
-        self.check_positive_ints("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
-        if self.n_embd % self.n_head != 0:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
-                             "each head gets n_embd // n_head channels")
-        check_real(self.dropout, "GPTConfig.dropout", low=0.0, high=1.0, high_open=True)
+        super().__post_init__()
         check_bool(self.bias, "GPTConfig.bias")
 
 
-class GPT(nn.Module):
+class GPT(TransformerBase):
     """A decoder-only Transformer language model with GPT-2's layout (pre-norm, tied embeddings).
 
     ``forward(idx, targets=None, cache=None) -> (logits, loss)``: idx (B, T) token ids,
@@ -77,11 +69,9 @@ class GPT(nn.Module):
     """
 
     def __init__(self, config: GPTConfig):
-        super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
-        self.config = config
-        self.block_size = config.block_size
+        super().__init__(config)
         C = config.n_embd
         self.wte = nn.Embedding(config.vocab_size, C)  # token embedding, also the output matrix
         self.wpe = nn.Embedding(config.block_size, C)  # learned absolute position embedding
@@ -97,61 +87,40 @@ class GPT(nn.Module):
             for proj in (block.attn.proj, block.mlp.proj):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    def num_params(self) -> int:
-        """Number of parameters, the tied embedding/output matrix counted once."""
-        return sum(p.numel() for p in self.parameters())
-
     def new_cache(self) -> list[KVCache]:
         """One empty key/value cache per layer, for incremental decoding with ``forward(cache=...)``."""
         return [KVCache() for _ in self.blocks]
 
-    def _check_inputs(self, idx: torch.Tensor, targets: torch.Tensor | None) -> None:
-        V = self.config.vocab_size
-        check_token_tensor(idx, "idx", V)
-        if targets is not None:
-            check_token_tensor(targets, "targets", V, ignore_index=-100)
-            if targets.shape != idx.shape:
-                raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape "
-                                 f"{tuple(idx.shape)}")
-            if not (targets != -100).any():  # the mean over no target would be NaN
-                raise ValueError("every target is -100: no position to predict, the loss is undefined")
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: list[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx (B, T) -> logits (B, T, V) and the mean cross-entropy loss (or None)."""
-        self._check_inputs(idx, targets)
+    def _check_inputs(self, idx: torch.Tensor, targets: torch.Tensor | None,
+                      cache: Sequence[KVCache] | None) -> int:
+        """Refuse bad input with a message naming it; return the position of idx's first token."""
+        self._check_tokens(idx, targets)
         B, T = idx.shape
-        start = 0
         if cache is None:
             if T > self.block_size:
                 raise ValueError(f"sequence length {T} exceeds block_size {self.block_size}; crop the "
                                  f"input to its last {self.block_size} tokens (GPT.generate does)")
-        else:
-            if len(cache) != len(self.blocks):
-                raise ValueError(f"cache has {len(cache)} layers, the model has {len(self.blocks)}")
-            start = cache[0].length
-            if start + T > self.block_size:
-                raise ValueError(f"cache holds {start} tokens; {T} more would exceed block_size "
-                                 f"{self.block_size}")
-            if start and cache[0].k.shape[0] != B:
-                raise ValueError(f"cache batch size {cache[0].k.shape[0]} != idx batch size {B}")
-        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
+            return 0
+        if len(cache) != len(self.blocks):
+            raise ValueError(f"cache has {len(cache)} layers, the model has {len(self.blocks)}")
+        start = cache[0].length  # idx continues the cached tokens
+        if start + T > self.block_size:
+            raise ValueError(f"cache holds {start} tokens; {T} more would exceed block_size "
+                             f"{self.block_size}")
+        if start and cache[0].k.shape[0] != B:
+            raise ValueError(f"cache batch size {cache[0].k.shape[0]} != idx batch size {B}")
+        return start
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: Sequence[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) -> logits (B, T, V) and the mean cross-entropy loss (or None)."""
+        start = self._check_inputs(idx, targets, cache)
+        pos = torch.arange(start, start + idx.shape[1], device=idx.device)  # (T,)
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C) + (T, C) -> (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, cache=None if cache is None else cache[i])
         logits = self.lm_head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
-        loss = None
-        if targets is not None:
-            V = logits.shape[-1]
-            loss = F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T), ignore_index=-100)
-        return logits, loss
+        return logits, lm_loss(logits, targets)
 
     @torch.no_grad()
     def attention_weights(self, idx: torch.Tensor) -> torch.Tensor:
@@ -159,18 +128,8 @@ class GPT(nn.Module):
 
         Computed in eval mode (no dropout on the weights); the model's mode is restored after.
         """
-        attns = [block.attn for block in self.blocks]
-        was_training = self.training
-        self.eval()
-        for attn in attns:
-            attn.keep_weights = True
-        try:
-            self(idx)
-            return torch.stack([attn.weights for attn in attns])
-        finally:
-            for attn in attns:
-                attn.keep_weights, attn.weights = False, None
-            self.train(was_training)
+        with eval_mode(self):
+            return self._attention_maps(self, idx)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,

@@ -1,6 +1,12 @@
-"""The Transformer block: attention and an MLP, each wrapped in a residual connection and a norm.
+"""The Transformer: the block every model of the book stacks, and what every Transformer LM shares.
 
-Shapes use fixed letters: B batch, T time (positions), C channels (``n_embd``).
+Shapes use fixed letters: B batch, T time (positions), C channels (``n_embd``), nh heads,
+V vocabulary.
+
+The module reads top to bottom: :class:`MLP` and :class:`Block` (one layer), then what the
+GPT (:mod:`llm_lessons.gpt`) and the masked LM (:mod:`llm_lessons.bert`) have in common around
+their stacks of blocks: the sizes of :class:`TransformerConfig`, and :class:`TransformerBase`
+(weight initialisation, parameter count, token-id checks, attention maps) with :func:`lm_loss`.
 
 Two ways to place the LayerNorm (Xiong et al., 2020, "On Layer Normalization in the
 Transformer Architecture")::
@@ -21,10 +27,16 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from llm_lessons.attention import KVCache, MultiHeadAttention
+from llm_lessons.configs import ModelConfig
+from llm_lessons.validation import check_real, check_token_tensor
 
 #: The MLP's non-linearity. GPT-2 uses GELU's tanh approximation ("gelu_new" in Hugging Face);
 #: BERT uses the exact erf form.
@@ -90,3 +102,105 @@ class Block(nn.Module):
             return x + self.mlp(self.ln_2(x))
         x = self.ln_1(x + self.attn(x, mask=mask, cache=cache))
         return self.ln_2(x + self.mlp(x))
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    """The sizes every Transformer LM of the book has; :class:`llm_lessons.gpt.GPTConfig` and
+    :class:`llm_lessons.bert.BertConfig` add their own fields after these.
+
+    >>> TransformerConfig(vocab_size=10, n_embd=30, n_head=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_embd (30) must be divisible by n_head (4): each head gets n_embd // n_head channels
+    """
+
+    vocab_size: int
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        self.check_positive_ints("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
+                             "each head gets n_embd // n_head channels")
+        check_real(self.dropout, f"{type(self).__name__}.dropout", low=0.0, high=1.0, high_open=True)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """Mean cross-entropy (nats) of logits (B, T, V) against targets (B, T); None without targets.
+
+    A target of -100 asks for no prediction (PyTorch's and Hugging Face's convention): the mean
+    is over the other positions only. Uniform logits over 4 tokens cost log 4 per position:
+
+    >>> logits = torch.zeros(1, 2, 4)
+    >>> round(lm_loss(logits, torch.tensor([[3, -100]])).item(), 4)   # log 4 = 1.3863
+    1.3863
+    """
+    if targets is None:
+        return None
+    B, T, V = logits.shape
+    return F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T), ignore_index=-100)
+
+
+class TransformerBase(nn.Module):
+    """What a GPT and a masked LM share around their ``blocks``: a config, GPT-2's weight
+    initialisation, the parameter count, token-id checks and the attention maps.
+
+    A subclass builds its modules, then calls ``self.apply(self._init_weights)``.
+
+    >>> from llm_lessons.gpt import GPT, GPTConfig
+    >>> model = GPT(GPTConfig(vocab_size=5, n_layer=1, n_head=2, n_embd=8))
+    >>> model.attention_weights(torch.tensor([[1, 2, 3]])).shape   # (n_layer, B, nh, T, T)
+    torch.Size([1, 1, 2, 3, 3])
+    """
+
+    blocks: nn.ModuleList
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        self.block_size = config.block_size
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # N(0, 0.02) for every matrix and embedding, zero biases: GPT-2's and BERT's choice
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        """Number of parameters, the tied embedding/output matrix counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _check_tokens(self, idx: torch.Tensor, targets: torch.Tensor | None) -> None:
+        """idx (B, T) must hold ids in range(V); targets, if given, the same shape, ids or -100."""
+        V = self.config.vocab_size
+        check_token_tensor(idx, "idx", V)
+        if targets is not None:
+            check_token_tensor(targets, "targets", V, ignore_index=-100)
+            if targets.shape != idx.shape:
+                raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape "
+                                 f"{tuple(idx.shape)}")
+            if not (targets != -100).any():  # the mean over no target would be NaN
+                raise ValueError("every target is -100: no position to predict, the loss is undefined")
+
+    def _attention_maps(self, run: Callable[..., object], *inputs) -> torch.Tensor:
+        """Call ``run(*inputs)`` with every layer keeping its weights: (n_layer, B, nh, T, T).
+
+        The caller puts the model in eval mode first (``with eval_mode(self):``): dropout would
+        show a random thinning of the weights rather than the model's attention.
+        """
+        attns = [block.attn for block in self.blocks]
+        for attn in attns:
+            attn.keep_weights = True
+        try:
+            run(*inputs)
+            return torch.stack([attn.weights for attn in attns])
+        finally:  # even after an error, later calls take the fused kernel again
+            for attn in attns:
+                attn.keep_weights, attn.weights = False, None

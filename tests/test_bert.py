@@ -143,6 +143,22 @@ def test_attention_weights_for_plots_and_bertviz():
     assert "bertviz" in html.data
 
 
+def test_attention_weights_in_train_mode_are_the_eval_weights():
+    """Dropout 0.5 left on: the maps are still the model's attention, the same on every call."""
+    torch.manual_seed(2)
+    model = MaskedLM(BertConfig(**{**CFG.to_dict(), "dropout": 0.5}))
+    model.train()
+    idx, types, attention = _inputs(T=9)
+    with torch.no_grad():
+        assert not torch.equal(model(idx)[0], model(idx)[0])  # dropout really is active
+    first = model.attention_weights(idx, types, attention)
+    second = model.attention_weights(idx, types, attention)
+    assert model.training  # the mode is restored
+    assert torch.equal(first, second)
+    model.eval()
+    assert torch.equal(first, model.attention_weights(idx, types, attention))
+    assert not model.training
+
 def test_untrained_loss_near_uniform_and_token_types_matter():
     model = _model()
     idx, types, _ = _inputs()
@@ -232,8 +248,14 @@ def test_config_presets_and_bad_input():
         model(idx, idx[:, :-1])
     with pytest.raises(ValueError, match="every target is -100"):
         model(idx, torch.full_like(idx, -100))
-    with pytest.raises(ValueError, match="token_type_ids"):
-        model(idx, token_type_ids=torch.full_like(idx, 2))
+    with pytest.raises(TypeError, match="targets must be an integer tensor"):
+        model(idx, idx.tolist())
+    types = torch.full_like(idx, 2)
+    types[:, 0] = 0
+    with pytest.raises(ValueError, match=r"token_type_ids must hold ids in range\(0, 2\), got ids from 0"):
+        model(idx, token_type_ids=types)
+    with pytest.raises(TypeError, match="token_type_ids must be an integer tensor"):
+        model(idx, token_type_ids=torch.zeros_like(idx, dtype=torch.float))
     with pytest.raises(ValueError, match="no token-type"):
         _model(BertConfig(vocab_size=37, block_size=16, n_layer=1, n_head=2, n_embd=16))(
             idx, token_type_ids=torch.zeros_like(idx))

@@ -1,11 +1,14 @@
-"""The Transformer block against PyTorch's own nn.TransformerEncoderLayer, plus invariants."""
+"""The Transformer block against PyTorch's own nn.TransformerEncoderLayer, plus invariants; and
+what the GPT and the masked LM share: their sizes, their loss, their token checks."""
 
 import pytest
 import torch
 from torch import nn
 
 from llm_lessons.attention import KVCache
-from llm_lessons.transformer import MLP, Block
+from llm_lessons.bert import BertConfig, MaskedLM
+from llm_lessons.gpt import GPT, GPTConfig
+from llm_lessons.transformer import MLP, Block, TransformerConfig, lm_loss
 
 C, NH = 16, 4
 
@@ -101,3 +104,54 @@ def test_mlp_activations_and_errors():
         MLP(C, activation="swish")
     with pytest.raises(ValueError, match="n_head"):
         Block(10, 3)
+
+
+# --- what every Transformer LM of the book shares ----------------------------------------------
+
+SHARED = ["vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout"]
+
+
+def test_configs_keep_the_shared_sizes_first_in_their_old_order():
+    """Checkpoints store ``to_dict()`` and positional construction follows the fields: both stay."""
+    assert TransformerConfig.field_names() == SHARED
+    assert GPTConfig.field_names() == SHARED + ["bias"]
+    assert BertConfig.field_names() == SHARED + ["type_vocab_size", "norm_eps"]
+    for cls in (GPTConfig, BertConfig):
+        with pytest.raises(ValueError, match=rf"^{cls.__name__}\.dropout must be"):
+            cls(vocab_size=5, dropout=1.0)
+        with pytest.raises(ValueError, match=rf"^{cls.__name__}\.n_layer must be a positive int"):
+            cls(vocab_size=5, n_layer=0)
+        with pytest.raises(ValueError, match=r"n_embd \(30\) must be divisible by n_head \(4\)"):
+            cls(vocab_size=5, n_embd=30, n_head=4)
+
+
+def test_lm_loss_is_the_mean_negative_log_probability_of_the_labelled_targets():
+    logits = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(7))
+    targets = torch.tensor([[1, -100, 4], [-100, -100, 0]])
+    logp = logits.log_softmax(-1)
+    by_hand = -(logp[0, 0, 1] + logp[0, 2, 4] + logp[1, 2, 0]) / 3
+    assert torch.allclose(lm_loss(logits, targets), by_hand, atol=1e-6)
+    assert lm_loss(logits, None) is None
+
+
+SMALL = dict(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=8)
+
+
+@pytest.mark.parametrize("make", [lambda: GPT(GPTConfig(**SMALL)), lambda: MaskedLM(BertConfig(**SMALL))],
+                         ids=["GPT", "MaskedLM"])
+def test_both_models_refuse_bad_tokens_with_the_same_messages(make):
+    model, idx = make(), torch.tensor([[1, 2, 3]])
+    bad = [((torch.tensor([[1, 7]]),), ValueError, r"^idx must hold ids in range\(0, 7\), got ids from 1"),
+           ((idx.float(),), TypeError, r"^idx must be an integer tensor"),
+           ((idx, torch.tensor([[1, 2]])), ValueError,
+            r"^targets shape \(1, 2\) must equal idx shape \(1, 3\)$"),
+           ((idx, torch.tensor([[1, 9, -100]])), ValueError,
+            r"^targets must hold ids in range\(0, 7\) or -100"),
+           ((idx, torch.full_like(idx, -100)), ValueError, "^every target is -100"),
+           ((torch.zeros(1, 9, dtype=torch.long),), ValueError, "^sequence length 9 exceeds block_size 8")]
+    for args, error, match in bad:
+        with pytest.raises(error, match=match):
+            model(*args)
+    _, loss = model(idx, torch.tensor([[2, -100, 0]]))
+    assert loss.item() > 0
+

@@ -124,6 +124,21 @@ def test_attention_weights_of_layer_one_by_hand():
     assert torch.allclose(w[0], scores.softmax(-1), atol=1e-6)
 
 
+def test_attention_weights_in_train_mode_are_the_eval_weights():
+    """Dropout 0.5 left on: the maps are still the model's attention, the same on every call."""
+    torch.manual_seed(2)
+    model = GPT(GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.5))
+    model.train()
+    idx = _ids(2, 9, seed=10)
+    with torch.no_grad():
+        assert not torch.equal(model(idx)[0], model(idx)[0])  # dropout really is active
+    first, second = model.attention_weights(idx), model.attention_weights(idx)
+    assert model.training  # the mode is restored
+    assert torch.equal(first, second)
+    model.eval()
+    assert torch.equal(first, model.attention_weights(idx))
+    assert not model.training
+
 def _manual_greedy(model, idx, n):
     for _ in range(n):
         logits, _ = model(idx[:, -model.block_size:])

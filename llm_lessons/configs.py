@@ -1,7 +1,9 @@
-"""What every model config shares: named size presets, a dict round trip and size checks.
+"""What every config shares (named presets), and what every model config adds (a dict round
+trip and size checks).
 
-A model's config is a typed dataclass that inherits :class:`ModelConfig` and names its presets
-and its family (used in error messages):
+A config is a typed dataclass that inherits :class:`Presets` and names its presets and its
+family (used in error messages); a model's config inherits :class:`ModelConfig`, whose presets
+leave ``vocab_size`` to the tokenizer:
 
 >>> from dataclasses import dataclass
 >>> @dataclass
@@ -14,6 +16,10 @@ and its family (used in error messages):
 ToyConfig(vocab_size=5, n_embd=8)
 >>> ToyConfig.from_dict({"vocab_size": 5, "n_embd": 8}).to_dict()
 {'vocab_size': 5, 'n_embd': 8}
+>>> ToyConfig.preset("huge")
+Traceback (most recent call last):
+...
+ValueError: unknown toy preset 'huge'; choose from ['tiny']
 """
 
 from __future__ import annotations
@@ -31,21 +37,35 @@ MAX_SIZES: dict[str, int] = {"vocab_size": 2**20, "block_size": 2**20, "n_layer"
 MAX_SIZE = 2**20
 
 
-class ModelConfig:
-    """Mixin for model-config dataclasses (``family`` and ``presets`` are class attributes)."""
+class Presets:
+    """Mixin for config dataclasses: ``preset(name, **overrides)`` builds one from a named dict.
 
-    family: ClassVar[str] = "model"
+    Class attributes: ``family`` (what the presets are of, for messages), ``presets`` (name ->
+    field values) and ``required`` (field -> what it is): fields no preset may fix, so a preset
+    call must pass them (a model's vocabulary size is its tokenizer's, never a preset's).
+    """
+
+    family: ClassVar[str] = "config"
     presets: ClassVar[dict[str, dict]] = {}
+    required: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def preset(cls, name: str, **overrides):
-        """A named size with ``overrides`` applied; ``vocab_size`` is required unless preset."""
+        """The named preset with ``overrides`` applied on top."""
         if name not in cls.presets:
             raise ValueError(f"unknown {cls.family} preset {name!r}; choose from {sorted(cls.presets)}")
         values = {**cls.presets[name], **overrides}
-        if "vocab_size" not in values:
-            raise ValueError(f"preset {name!r} needs vocab_size=..., the tokenizer's vocabulary size")
+        for field, what in cls.required.items():
+            if field not in values:
+                raise ValueError(f"preset {name!r} needs {field}=..., {what}")
         return cls(**values)
+
+
+class ModelConfig(Presets):
+    """Mixin for model-config dataclasses (``family`` and ``presets`` are class attributes)."""
+
+    family: ClassVar[str] = "model"
+    required: ClassVar[dict[str, str]] = {"vocab_size": "the tokenizer's vocabulary size"}
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -72,3 +92,4 @@ class ModelConfig:
             except ValueError:
                 raise ValueError(f"{type(self).__name__}.{name} must be a positive int <= {bound}, "
                                  f"got {value!r}") from None
+

@@ -32,24 +32,36 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from llm_lessons import train_state
+from llm_lessons.configs import Presets
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_batch_size, check_bool, check_int, check_real
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BatchFn = Callable[[torch.Tensor, int, int, torch.Generator], Batch]
 
+#: ``nano``: the CPU lesson (pairs with ``GPTConfig.preset("nano")``); ``small``: the GPU size.
+PRESETS: dict[str, dict] = {
+    "nano": dict(),
+    "small": dict(max_steps=2000, batch_size=64, lr=1e-3, warmup_steps=100, eval_interval=200,
+                  sample_interval=500),
+}
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Presets):
     """Hyper-parameters of :func:`train`. ``block_size=None`` uses the model's ``block_size``.
 
     The defaults are the ``"nano"`` preset, tuned on character Shakespeare on a 2-core CPU.
     """
+
+    family: ClassVar[str] = "training"
+    presets: ClassVar[dict[str, dict]] = PRESETS
 
     max_steps: int = 1200
     batch_size: int = 8
@@ -88,20 +100,6 @@ class TrainConfig:
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         check_bool(self.progress, "TrainConfig.progress")
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> TrainConfig:
-        if name not in PRESETS:
-            raise ValueError(f"unknown training preset {name!r}; choose from {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
-
-
-#: ``nano``: the CPU lesson (pairs with ``GPTConfig.preset("nano")``); ``small``: the GPU size.
-PRESETS: dict[str, dict] = {
-    "nano": dict(),
-    "small": dict(max_steps=2000, batch_size=64, lr=1e-3, warmup_steps=100, eval_interval=200,
-                  sample_interval=500),
-}
 
 
 def lr_at(step: int, config: TrainConfig) -> float:

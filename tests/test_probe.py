@@ -31,7 +31,7 @@ def _blobs(n, seed, C=12, K=4):
 def test_matches_sklearn_logistic_regression(preset):
     X, y = _blobs(300, 0)
     Xt, yt = _blobs(300, 1)
-    config = ProbeConfig(**PRESETS[preset])
+    config = ProbeConfig.preset(preset)
     probe = LinearProbe(config).fit(X, y)
     Z, Zt = ((X - probe.mean) / probe.std).numpy(), ((Xt - probe.mean) / probe.std).numpy()
     sk = LogisticRegression(C=1 / (config.l2 * len(y)), tol=1e-12, max_iter=10_000).fit(Z, y.numpy())

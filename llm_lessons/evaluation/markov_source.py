@@ -29,8 +29,11 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+
+from llm_lessons.configs import Presets
 
 #: ``tiny``: 4 symbols, order 2 (16 histories), for tests; ``lesson``: 6 symbols, order 2
 #: (36 histories, peaked rows): a trigram or a small GPT can learn it in seconds on a CPU.
@@ -41,9 +44,12 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass(frozen=True)
-class MarkovConfig:
+class MarkovConfig(Presets):
     """A source: its alphabet (distinct characters), memory ``order`` k, Dirichlet
     ``concentration`` of each transition row, and the ``seed`` that draws the rows."""
+
+    family: ClassVar[str] = "Markov"
+    presets: ClassVar[dict[str, dict]] = PRESETS
 
     alphabet: str = "abcd"
     order: int = 2
@@ -61,12 +67,6 @@ class MarkovConfig:
             raise ValueError(f"{len(self.alphabet)}**{self.order} histories is too many (limit 1e6)")
         if not (isinstance(self.concentration, (int, float)) and self.concentration > 0):
             raise ValueError(f"concentration must be > 0, got {self.concentration!r}")
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> MarkovConfig:
-        if name not in PRESETS:
-            raise ValueError(f"unknown Markov preset {name!r}; choose from {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
 
 
 class MarkovSource:

@@ -29,18 +29,26 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llm_lessons.configs import Presets
 from llm_lessons.validation import check_batch_size
+
+#: ``default``: mildly regularised; ``strong``: a low-capacity probe (less memorisation).
+PRESETS: dict[str, dict] = {"default": dict(), "strong": dict(l2=1e-1)}
 
 
 @dataclass
-class ProbeConfig:
+class ProbeConfig(Presets):
     """L2 strength (per the mean loss), the L-BFGS budget, and the gradient size that ends it."""
+
+    family: ClassVar[str] = "probe"
+    presets: ClassVar[dict[str, dict]] = PRESETS
 
     l2: float = 1e-3
     max_iter: int = 1000
@@ -49,10 +57,6 @@ class ProbeConfig:
     def __post_init__(self):
         if self.l2 < 0 or self.max_iter < 1:
             raise ValueError(f"need l2 >= 0 and max_iter >= 1, got {self.l2}, {self.max_iter}")
-
-
-#: ``default``: mildly regularised; ``strong``: a low-capacity probe (less memorisation).
-PRESETS: dict[str, dict] = {"default": dict(), "strong": dict(l2=1e-1)}
 
 
 def _xy(X: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import asdict, dataclass, replace
+from typing import ClassVar
 
 import torch
 
+from llm_lessons.configs import Presets
 from llm_lessons.plotting import new_axes, plot_distribution_filter
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.sampling import generate, process_logits
@@ -32,8 +34,11 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass
-class DecodingSettings:
+class DecodingSettings(Presets):
     """Knobs of :func:`llm_lessons.sampling.generate`; ``None`` or 1.0 switch a knob off."""
+
+    family: ClassVar[str] = "decoding"
+    presets: ClassVar[dict[str, dict]] = PRESETS
 
     temperature: float = 1.0
     top_k: int | None = None
@@ -42,12 +47,6 @@ class DecodingSettings:
     repetition_penalty: float = 1.0
     seed: int = 0
     max_new_tokens: int = 160
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> DecodingSettings:
-        if name not in PRESETS:
-            raise ValueError(f"unknown decoding preset {name!r}; choose from {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
 
     def knobs(self) -> dict:
         """The keyword arguments of process_logits/generate (no seed or length)."""

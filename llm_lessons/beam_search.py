@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import torch
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
-from llm_lessons.sampling import StepDecoder, block_size_of, check_prompt, warn_if_cropped
+from llm_lessons.sampling import StepDecoder, check_prompt, warn_if_cropped
 from llm_lessons.validation import check_batch_size
 
 

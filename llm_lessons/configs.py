@@ -1,5 +1,5 @@
-"""What every config shares (named presets), and what every model config adds (a dict round
-trip and size checks).
+"""What every config shares (named presets), what every model config adds (a dict round trip
+and size checks), and the one reading of a model's context length (:func:`block_size_of`).
 
 A config is a typed dataclass that inherits :class:`Presets` and names its presets and its
 family (used in error messages); a model's config inherits :class:`ModelConfig`, whose presets
@@ -93,3 +93,25 @@ class ModelConfig(Presets):
                 raise ValueError(f"{type(self).__name__}.{name} must be a positive int <= {bound}, "
                                  f"got {value!r}") from None
 
+
+def block_size_of(model) -> int:
+    """The longest context a model accepts: the ``block_size`` every model of the book states.
+
+    A TypeError (not a ValueError) when it is missing or no positive int: the model, not an
+    argument, is then of the wrong kind.
+
+    >>> class Bigram:
+    ...     block_size = 1
+    >>> block_size_of(Bigram())
+    1
+    >>> block_size_of(object())
+    Traceback (most recent call last):
+    ...
+    TypeError: object must expose block_size (an int >= 1), got None
+    """
+    size = getattr(model, "block_size", None)
+    try:
+        return check_int(size, "block_size", low=1)
+    except ValueError:
+        raise TypeError(f"{type(model).__name__} must expose block_size (an int >= 1), "
+                        f"got {size!r}") from None

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.sampling import apply_temperature, top_k_filter
 from llm_lessons.validation import (
@@ -56,8 +57,9 @@ def _vocab(model: nn.Module) -> int | None:
 def _check(model: nn.Module, ids: torch.Tensor, mask_id: int, special_ids: Sequence[int] = ()) -> None:
     V = _vocab(model)
     check_token_tensor(ids, "ids", V, dims=(1, 2))
-    if ids.shape[-1] > model.block_size:
-        raise ValueError(f"length {ids.shape[-1]} exceeds the model's block_size {model.block_size}")
+    T = block_size_of(model)
+    if ids.shape[-1] > T:
+        raise ValueError(f"length {ids.shape[-1]} exceeds the model's block_size {T}")
     for name, i in [("mask_id", mask_id)] + [("special id", s) for s in special_ids]:
         if isinstance(i, bool) or not isinstance(i, int) or i < 0 or (V is not None and i >= V):
             raise ValueError(f"{name} must be an id in range(0, {V}), got {i!r}")
@@ -179,8 +181,9 @@ def iterative_refinement(model: nn.Module, template: int | torch.Tensor, iterati
     if isinstance(template, bool) or not isinstance(template, (int, torch.Tensor)):
         raise TypeError(f"template must be a length (int) or a tensor of ids, got {type(template).__name__}")
     if isinstance(template, int):
-        if not 1 <= template <= model.block_size:
-            raise ValueError(f"length must be in 1..block_size={model.block_size}, got {template}")
+        T = block_size_of(model)
+        if not 1 <= template <= T:
+            raise ValueError(f"length must be in 1..block_size={T}, got {template}")
         device = next(iter(model.parameters()), torch.empty(0)).device
         template = torch.full((template,), mask_id, dtype=torch.long, device=device)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
@@ -226,9 +229,9 @@ def prefix_constrained(model: nn.Module, prefix_ids: torch.Tensor, length: int, 
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be an int >= 1, got {length!r}")
     _check(model, prefix_ids, mask_id, special_ids)
-    if prefix_ids.shape[-1] + length > model.block_size:
-        raise ValueError(f"prefix ({prefix_ids.shape[-1]}) + length ({length}) exceeds block_size "
-                         f"{model.block_size}")
+    T = block_size_of(model)
+    if prefix_ids.shape[-1] + length > T:
+        raise ValueError(f"prefix ({prefix_ids.shape[-1]}) + length ({length}) exceeds block_size {T}")
     x, squeeze = _batched(prefix_ids)
     masks = torch.full((x.shape[0], length), mask_id, dtype=x.dtype, device=x.device)  # (B, length)
     if method == "iterative":

@@ -30,6 +30,7 @@ import warnings
 
 import torch
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_bool, check_int, check_logits, check_token_tensor
 
@@ -214,14 +215,6 @@ def vocab_size_of(model) -> int | None:
         return None
     size = getattr(getattr(model, "config", None), "vocab_size", None) or getattr(model, "vocab_size", None)
     return size if isinstance(size, int) and not isinstance(size, bool) else None
-
-
-def block_size_of(model) -> int:
-    """The longest context a model accepts (its ``block_size``), checked."""
-    size = getattr(model, "block_size", None)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise TypeError(f"{type(model).__name__} must expose block_size (an int >= 1), got {size!r}")
-    return size
 
 
 def check_prompt(idx: torch.Tensor, max_new_tokens: int) -> None:

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from llm_lessons import train_state
-from llm_lessons.configs import Presets
+from llm_lessons.configs import Presets, block_size_of
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_batch_size, check_bool, check_int, check_real
 
@@ -175,7 +175,7 @@ def evaluate(model: nn.Module, data: torch.Tensor, block_size: int | None = None
     text, deterministic). With ``num_batches``, that many batches are drawn with ``batch_fn``
     (default :func:`random_windows`) from a generator seeded with ``seed``.
     """
-    T = check_int(block_size or model.block_size, "block_size", low=1)
+    T = check_int(block_size or block_size_of(model), "block_size", low=1)
     check_batch_size(batch_size)
     if num_batches is not None:
         check_int(num_batches, "num_batches", low=1)
@@ -260,7 +260,7 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
     continues from it, and finishes with exactly the weights an uninterrupted run would have.
     """
     batch_fn = batch_fn or random_windows
-    T = check_int(config.block_size or model.block_size, "block_size", low=1)
+    T = check_int(config.block_size or block_size_of(model), "block_size", low=1)
     _check_data(train_data, T, "train_data")
     _check_data(val_data, T, "val_data")
     device = next(model.parameters()).device

@@ -1,12 +1,15 @@
-"""One preset mechanism for every config."""
+"""One preset mechanism for every config, and one answer to "how long a context does this model take"."""
 
+import numpy as np
 import pytest
+import torch
 
 from llm_lessons.bert import BertConfig
-from llm_lessons.configs import ModelConfig, Presets
+from llm_lessons.configs import ModelConfig, Presets, block_size_of
 from llm_lessons.evaluation.markov_source import MarkovConfig
 from llm_lessons.evaluation.probe import ProbeConfig
-from llm_lessons.gpt import GPTConfig
+from llm_lessons.gpt import GPT, GPTConfig
+from llm_lessons.ngram import NGramLM
 from llm_lessons.plotting.playground import DecodingSettings
 from llm_lessons.training import TrainConfig
 
@@ -31,3 +34,19 @@ def test_overrides_win_and_a_model_preset_needs_the_vocabulary_size():
         GPTConfig.preset("nano")
     assert TrainConfig.preset("nano") == TrainConfig()  # only model configs require a field
 
+
+def test_block_size_of_reads_and_checks_what_the_model_states():
+    gpt = GPT(GPTConfig(vocab_size=5, block_size=7, n_layer=1, n_head=1, n_embd=4))
+    assert block_size_of(gpt) == 7
+    assert block_size_of(NGramLM(order=3)) == 2  # an n-gram's context: order - 1 tokens
+
+    class Stated:
+        block_size = np.int64(4)
+
+    assert block_size_of(Stated()) == 4 and type(block_size_of(Stated())) is int
+    for bad in (None, 0, True, 2.0, "8"):
+        Stated.block_size = bad
+        with pytest.raises(TypeError, match=r"Stated must expose block_size \(an int >= 1\)"):
+            block_size_of(Stated())
+    with pytest.raises(TypeError, match="Linear must expose block_size"):
+        block_size_of(torch.nn.Linear(2, 2))

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_batch_size
 
@@ -134,7 +135,7 @@ def next_token_predictions(model: nn.Module, ids: Tensor, block_size: int | None
     if not isinstance(ids, Tensor) or ids.dim() != 1 or ids.is_floating_point():
         raise ValueError(f"ids must be a 1-D integer tensor, got {getattr(ids, 'shape', type(ids))}")
     check_batch_size(batch_size)
-    T = block_size or model.block_size
+    T = block_size or block_size_of(model)
     n = (len(ids) - 1) // T
     if n == 0:
         raise ValueError(f"ids has {len(ids)} tokens: need at least block_size + 1 = {T + 1}")

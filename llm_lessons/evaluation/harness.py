@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_batch_size, check_int
 
@@ -88,7 +89,7 @@ def adapter_class():
                      prefix_token: str = "\n", max_gen_toks: int = 128):
             super().__init__()
             self.model, self.tokenizer = model, tokenizer
-            self._max_length = check_int(max_length or model.block_size, "max_length", low=1)
+            self._max_length = check_int(max_length or block_size_of(model), "max_length", low=1)
             self.batch_size = check_batch_size(batch_size)
             self.max_gen_toks = check_int(max_gen_toks, "max_gen_toks", low=0)
             prefix = tokenizer.encode(prefix_token)
@@ -183,8 +184,9 @@ def make_lm(model, tokenizer, **kwargs):
     for name in ("encode", "decode"):
         if not callable(getattr(tokenizer, name, None)):
             raise TypeError(f"tokenizer must have an {name}() method, got {type(tokenizer).__name__}")
-    if not callable(model) or not isinstance(getattr(model, "block_size", None), int):
+    if not callable(model):
         raise TypeError(f"model must be callable with an int block_size, got {type(model).__name__}")
+    block_size_of(model)  # a TypeError naming the model if it states no block_size
     return adapter_class()(model, tokenizer, **kwargs)
 
 

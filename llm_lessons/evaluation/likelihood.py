@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.ngram import NGramLM
 from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.sampling import vocab_size_of
@@ -138,8 +139,7 @@ def corpus_token_nll(model: nn.Module, docs: Sequence, block_size: int | None = 
         # an n-gram's block_size is the context it uses, not a window: windows that short would
         # cut every window's first tokens off their context. It takes any length: one window each.
         block_size = max(len(s) for s in seqs) - 1 or 1
-    T = _positive_int(block_size if block_size is not None else getattr(model, "block_size", None),
-                      "block_size (or model.block_size)")
+    T = _positive_int(block_size, "block_size") if block_size is not None else block_size_of(model)
     for i, s in enumerate(seqs):
         if len(s) < 2:
             raise ValueError(f"docs[{i}] has {len(s)} token(s) (prefix included): at least two are "

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
 
 
@@ -87,7 +88,7 @@ def continuation_logprob(model, context_ids: Sequence[int], continuation_ids: Se
                          block_size: int | None = None) -> tuple[float, bool]:
     """log p(continuation | context) summed over its tokens, and whether greedy decoding
     (argmax at every step) would have produced the continuation exactly."""
-    T = block_size or model.block_size
+    T = block_size or block_size_of(model)
     if not context_ids or not continuation_ids:
         raise ValueError(f"context and continuation need at least one token each, got "
                          f"{len(context_ids)} and {len(continuation_ids)}")

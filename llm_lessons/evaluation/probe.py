@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from llm_lessons.configs import Presets
+from llm_lessons.configs import Presets, block_size_of
 from llm_lessons.validation import check_batch_size
 
 #: ``default``: mildly regularised; ``strong``: a low-capacity probe (less memorisation).
@@ -176,7 +176,7 @@ def pooled_features(model: nn.Module, tokenizer, texts: Sequence[str], batch_siz
     if isinstance(texts, str) or len(texts) == 0:
         raise ValueError("texts must be a non-empty list of strings")
     check_batch_size(batch_size)
-    T = model.block_size
+    T = block_size_of(model)
     ids = [tokenizer.encode(t)[:T] for t in texts]
     if any(len(i) == 0 for i in ids):
         raise ValueError("every text must encode to at least one token")

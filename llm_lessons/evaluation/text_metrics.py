@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from llm_lessons.configs import block_size_of
 from llm_lessons.evaluation.text_stats import distinct_n, ngrams, repetition_rate
 
 __all__ = ["distinct_n", "repetition_rate", "bleu", "self_bleu", "sacre_bleu", "sacre_chrf",
@@ -248,7 +249,7 @@ def continuation_nll(model, tokenizer, prompts: Sequence[str], continuations: Se
             raise ValueError(f"pair {i}: prompt and continuation must each encode to >= 1 token")
         docs.append(ids_p + ids_c)
         starts.append(len(ids_p) - 1)  # nll[k] scores token k + 1: the continuation starts here
-    T = block_size or model.block_size
+    T = block_size or block_size_of(model)
     nlls = corpus_token_nll(model, docs, T, stride if stride is not None else max(1, T // 2))
     return [nll[s:] for nll, s in zip(nlls, starts, strict=True)]
 

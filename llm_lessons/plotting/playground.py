@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from llm_lessons.configs import Presets
+from llm_lessons.configs import Presets, block_size_of
 from llm_lessons.plotting import new_axes, plot_distribution_filter
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.sampling import generate, process_logits
@@ -69,7 +69,7 @@ def continue_text(model, tokenizer, prompt: str,
     """The next-token logits after ``prompt`` (V,), the same after the knobs, and the continuation."""
     idx = _encode(model, tokenizer, prompt)
     with eval_mode(model):
-        logits = model(idx[:, -model.block_size:])[0][0, -1].float()  # (1, T, V) -> (V,)
+        logits = model(idx[:, -block_size_of(model):])[0][0, -1].float()  # (1, T, V) -> (V,)
     knobs = settings.knobs()
     filtered = process_logits(logits, idx[0], **knobs)
     gen = torch.Generator(device=idx.device).manual_seed(settings.seed)

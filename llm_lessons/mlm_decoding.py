@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from llm_lessons.configs import block_size_of
-from llm_lessons.reproducibility import eval_mode
+from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.sampling import apply_temperature, top_k_filter
 from llm_lessons.validation import (
     check_batch_size,
@@ -184,8 +184,7 @@ def iterative_refinement(model: nn.Module, template: int | torch.Tensor, iterati
         T = block_size_of(model)
         if not 1 <= template <= T:
             raise ValueError(f"length must be in 1..block_size={T}, got {template}")
-        device = next(iter(model.parameters()), torch.empty(0)).device
-        template = torch.full((template,), mask_id, dtype=torch.long, device=device)
+        template = torch.full((template,), mask_id, dtype=torch.long, device=model_device(model))
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
     _check(model, template, mask_id, special_ids)

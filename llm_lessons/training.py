@@ -39,7 +39,7 @@ from torch import nn
 
 from llm_lessons import train_state
 from llm_lessons.configs import Presets, block_size_of
-from llm_lessons.reproducibility import eval_mode
+from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.validation import check_batch_size, check_bool, check_int, check_real
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -187,7 +187,7 @@ def evaluate(model: nn.Module, data: torch.Tensor, block_size: int | None = None
     else:
         gen = torch.Generator().manual_seed(seed)
         batches = [(batch_fn or random_windows)(data, batch_size, T, gen) for _ in range(num_batches or 1)]
-    return _mean_loss(model, batches, next(model.parameters()).device, dtype)
+    return _mean_loss(model, batches, model_device(model), dtype)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -263,7 +263,7 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
     T = check_int(config.block_size or block_size_of(model), "block_size", low=1)
     _check_data(train_data, T, "train_data")
     _check_data(val_data, T, "val_data")
-    device = next(model.parameters()).device
+    device = model_device(model)
     gen = torch.Generator().manual_seed(config.seed)  # training batches
     fixed = torch.Generator().manual_seed(config.seed + 1)  # the fixed evaluation batches
     eval_sets = {split: [batch_fn(data, config.eval_batch_size, T, fixed) for _ in range(config.eval_batches)]

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llm_lessons.configs import block_size_of
-from llm_lessons.reproducibility import eval_mode
+from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.validation import check_batch_size
 
 
@@ -141,8 +141,7 @@ def next_token_predictions(model: nn.Module, ids: Tensor, block_size: int | None
         raise ValueError(f"ids has {len(ids)} tokens: need at least block_size + 1 = {T + 1}")
     x = ids[: n * T].view(n, T)  # (L',) -> (n, T) disjoint windows
     y = ids[1: n * T + 1].view(n, T)  # (n, T) next tokens
-    param = next(iter(model.parameters()), None)  # a uniform or n-gram model may have none
-    device = param.device if param is not None else torch.device("cpu")
+    device = model_device(model)  # the CPU for a uniform or n-gram model, which has no weights
     out = []
     with eval_mode(model):
         for i in range(0, n, batch_size):

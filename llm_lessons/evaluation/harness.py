@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_lessons.configs import block_size_of
-from llm_lessons.reproducibility import eval_mode
+from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.validation import check_batch_size, check_int
 
 MODEL_NAME = "llm-lessons"
@@ -96,8 +96,7 @@ def adapter_class():
             if len(prefix) != 1:
                 raise ValueError(f"prefix_token {prefix_token!r} must encode to one token, got {prefix}")
             self._prefix_id = prefix[0]
-            p = next(iter(model.parameters()), None)
-            self._device = p.device if p is not None else torch.device("cpu")
+            self._device = model_device(model)
 
         @property
         def eot_token_id(self) -> int:

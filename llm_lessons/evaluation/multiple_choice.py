@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_lessons.configs import block_size_of
-from llm_lessons.reproducibility import eval_mode
+from llm_lessons.reproducibility import eval_mode, model_device
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ def continuation_logprob(model, context_ids: Sequence[int], continuation_ids: Se
     if len(continuation_ids) > T:
         raise ValueError(f"continuation has {len(continuation_ids)} tokens, more than block_size {T}")
     seq = (list(context_ids) + list(continuation_ids))[-(T + 1):]
-    p = next(iter(model.parameters()), None)
-    x = torch.tensor(seq[:-1], device=p.device if p is not None else "cpu")[None]  # (1, T)
+    x = torch.tensor(seq[:-1], device=model_device(model))[None]  # (1, T)
     with eval_mode(model):
         logits, _ = model(x)
     n = len(continuation_ids)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llm_lessons.configs import Presets, block_size_of
+from llm_lessons.reproducibility import model_device
 from llm_lessons.validation import check_batch_size
 
 #: ``default``: mildly regularised; ``strong``: a low-capacity probe (less memorisation).
@@ -187,7 +188,7 @@ def pooled_features(model: nn.Module, tokenizer, texts: Sequence[str], batch_siz
             raise TypeError(f"{type(model).__name__} has neither encode() nor ln_f to read "
                             "hidden states from")
         hook = model.ln_f.register_forward_hook(lambda mod, inp, out: captured.append(out))
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
     rows = []

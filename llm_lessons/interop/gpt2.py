@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from llm_lessons.gpt import GPT, GPTConfig
+from llm_lessons.reproducibility import model_device
 
 # --------------------------------------------------------------------------------------------
 # Shared machinery: copy tensors between two state dicts following a name table.
@@ -108,7 +109,7 @@ def gpt_to_hf(model: GPT):
 
     if not isinstance(model, GPT):
         raise TypeError(f"gpt_to_hf needs our GPT, got {type(model).__name__}")
-    hf = GPT2LMHeadModel(gpt2_config(model.config)).to(next(model.parameters()).device)
+    hf = GPT2LMHeadModel(gpt2_config(model.config)).to(model_device(model))
     _copy(hf, model, [(theirs, ours, t) for ours, theirs, t in _gpt2_table(model.config.n_layer)])
     return hf.eval()
 
@@ -116,7 +117,7 @@ def gpt_to_hf(model: GPT):
 def gpt_from_hf(hf_model) -> GPT:
     """Our GPT holding a copy of a ``GPT2LMHeadModel``'s weights (in eval mode)."""
     config = gpt_config_from_gpt2(hf_model.config)
-    model = GPT(config).to(next(hf_model.parameters()).device)
+    model = GPT(config).to(model_device(hf_model))
     _copy(model, hf_model, _gpt2_table(config.n_layer))
     return model.eval()
 

@@ -18,7 +18,7 @@ import torch
 
 from llm_lessons.configs import Presets, block_size_of
 from llm_lessons.plotting import new_axes, plot_distribution_filter
-from llm_lessons.reproducibility import eval_mode
+from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.sampling import generate, process_logits
 
 #: Named settings: argmax; the model's own distribution; common "safe" recipes.
@@ -59,8 +59,7 @@ def _encode(model, tokenizer, prompt: str) -> torch.Tensor:
     ids = tokenizer.encode(prompt)
     if not ids:
         raise ValueError("the prompt is empty: give the model at least one token to continue")
-    device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
-    return torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
+    return torch.tensor([ids], dtype=torch.long, device=model_device(model))  # (1, T)
 
 
 @torch.no_grad()

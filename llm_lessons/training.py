@@ -297,9 +297,8 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
                 history.seconds.append(seconds)
                 if sample_fn is not None and config.sample_interval and (
                         step % config.sample_interval == 0 or step == config.max_steps):
-                    model.eval()
-                    history.samples.append((step, sample_fn(model)))
-                    model.train()
+                    with eval_mode(model):  # back to training mode afterwards
+                        history.samples.append((step, sample_fn(model)))
                 if state_path is not None:
                     train_state.save_state(state_path, model, optimizer, gen, step=step, seconds=seconds,
                                            history=history.to_dict(), config=run_config)

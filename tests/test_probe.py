@@ -87,7 +87,9 @@ def test_pooled_features_do_not_depend_on_batching_or_padding(kind):
         model = MaskedLM(BertConfig.preset("nano", vocab_size=tok.vocab_size, block_size=16, n_layer=1))
     texts = ["abc", "a bad cafe had a face bed", "h"]
     batched = pooled_features(model, tok, texts, batch_size=3)
-    single = torch.cat([pooled_features(model, tok, [t]) for t in texts])
+    assert model.training  # features are read in eval mode, then the model's mode is restored
+    single = torch.cat([pooled_features(model.eval(), tok, [t]) for t in texts])
+    assert not model.training
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
     assert batched.shape == (3, 128)
     if kind == "gpt":  # an independent path: the final LayerNorm applied by hand, mean over positions

@@ -134,11 +134,13 @@ def test_callback_stops_and_samples_are_taken():
     model = GPT(TINY)
     cfg = TrainConfig(max_steps=30, batch_size=4, warmup_steps=2, eval_interval=5, sample_interval=10,
                       eval_batches=1, eval_batch_size=4, progress=False)
-    seen = []
-    hist = train(model, _data(), _data(seed=1), cfg, callback=lambda h: h.steps[-1] >= 20,
+    seen, modes = [], []
+    hist = train(model, _data(), _data(seed=1), cfg,
+                 callback=lambda h: modes.append(model.training) or h.steps[-1] >= 20,
                  sample_fn=lambda m: seen.append(m.training) or "text")
     assert hist.steps == [0, 5, 10, 15, 20] and len(hist.lr) == 20
     assert [s for s, _ in hist.samples] == [0, 10, 20] and seen == [False] * 3  # sampled in eval mode
+    assert modes == [True] * 5 and not model.training  # training mode between samples; eval at the end
 
 
 def test_nano_beats_the_bigram_on_shakespeare():

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from llm_lessons.configs import Presets, block_size_of
-from llm_lessons.reproducibility import model_device
+from llm_lessons.reproducibility import eval_mode, model_device
 from llm_lessons.validation import check_batch_size
 
 #: ``default``: mildly regularised; ``strong``: a low-capacity probe (less memorisation).
@@ -189,27 +189,25 @@ def pooled_features(model: nn.Module, tokenizer, texts: Sequence[str], batch_siz
                             "hidden states from")
         hook = model.ln_f.register_forward_hook(lambda mod, inp, out: captured.append(out))
     device = model_device(model)
-    was_training = model.training
-    model.eval()
     rows = []
     try:
-        for i in range(0, len(ids), batch_size):
-            chunk = ids[i:i + batch_size]
-            L = max(map(len, chunk))
-            x = torch.zeros(len(chunk), L, dtype=torch.long)  # (B, L) right-padded with id 0
-            mask = torch.zeros(len(chunk), L, dtype=torch.long)  # (B, L) 1 on real tokens
-            for b, seq in enumerate(chunk):
-                x[b, :len(seq)], mask[b, :len(seq)] = torch.tensor(seq), 1
-            if hook is None:
-                h = model.encode(x.to(device), attention_mask=mask.to(device))  # (B, L, C)
-            else:
-                captured.clear()
-                model(x.to(device))
-                h = captured[0]  # (B, L, C)
-            m = mask.to(h.device, h.dtype)[..., None]  # (B, L, 1)
-            rows.append(((h * m).sum(1) / m.sum(1)).double().cpu())  # (B, L, C) -> (B, C)
+        with eval_mode(model):
+            for i in range(0, len(ids), batch_size):
+                chunk = ids[i:i + batch_size]
+                L = max(map(len, chunk))
+                x = torch.zeros(len(chunk), L, dtype=torch.long)  # (B, L) right-padded with id 0
+                mask = torch.zeros(len(chunk), L, dtype=torch.long)  # (B, L) 1 on real tokens
+                for b, seq in enumerate(chunk):
+                    x[b, :len(seq)], mask[b, :len(seq)] = torch.tensor(seq), 1
+                if hook is None:
+                    h = model.encode(x.to(device), attention_mask=mask.to(device))  # (B, L, C)
+                else:
+                    captured.clear()
+                    model(x.to(device))
+                    h = captured[0]  # (B, L, C)
+                m = mask.to(h.device, h.dtype)[..., None]  # (B, L, 1)
+                rows.append(((h * m).sum(1) / m.sum(1)).double().cpu())  # (B, L, C) -> (B, C)
     finally:
         if hook is not None:
             hook.remove()
-        model.train(was_training)
     return torch.cat(rows)

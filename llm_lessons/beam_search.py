@@ -27,7 +27,6 @@ True
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +34,7 @@ import torch
 from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.sampling import StepDecoder, check_prompt, warn_if_cropped
-from llm_lessons.validation import check_batch_size
+from llm_lessons.validation import check_batch_size, check_int, check_real, token_ids
 
 
 @torch.no_grad()
@@ -50,8 +49,7 @@ def token_logprobs(model, idx: torch.Tensor, start: int = 1, chunk: int = 256) -
     check_prompt(idx, 0)
     check_batch_size(chunk, "chunk")
     B, T = idx.shape
-    if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start <= T:
-        raise ValueError(f"start must be an int in [1, T={T}] (token 0 has no context), got {start!r}")
+    start = check_int(start, "start", low=1, high=T, reason="token 0 has no context")
     bs = block_size_of(model)
     parts = [idx.new_zeros(B, 0).float()]
     with eval_mode(model):
@@ -106,13 +104,10 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, beam_width: int,
     check_prompt(idx, max_new_tokens)
     if idx.shape[0] != 1:
         raise ValueError(f"beam_search takes one prompt of shape (1, T), got {tuple(idx.shape)}")
-    if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
-        raise ValueError(f"beam_width must be an int >= 1, got {beam_width!r}")
-    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
-            or not math.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
-    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0):
-        raise ValueError(f"eos_id must be a token id (int >= 0) or None, got {eos_id!r}")
+    beam_width = check_int(beam_width, "beam_width", low=1)
+    length_penalty = check_real(length_penalty, "length_penalty", kind_error=ValueError)
+    if eos_id is not None:  # its upper bound, the vocabulary size, shows with the first logits
+        (eos_id,) = token_ids([eos_id], "eos_id", kind_error=ValueError)
     decoder = StepDecoder(model, use_cache)
     warn_if_cropped(idx, decoder.block_size)
     T, W = idx.shape[1], beam_width

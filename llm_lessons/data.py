@@ -19,6 +19,8 @@ from functools import cache
 
 import torch
 
+from llm_lessons.validation import check_int, check_real, check_token_tensor, token_ids
+
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
 _ITALIC = re.compile(r"_+([^_]*)_+")
 _ESCAPE = re.compile(r"\\(.)")
@@ -163,22 +165,14 @@ def mask_tokens(ids: torch.Tensor, mask_id: int, vocab_size: int, special_ids=()
     >>> bool((inputs[labels == -100] == ids[labels == -100]).all())  # unselected: untouched
     True
     """
-    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"ids must be an integer tensor of token ids, got "
-                        f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
-        raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p < 1.0:
-        raise ValueError(f"p (the masking probability) must be in (0, 1), got {p!r}")
-    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
-        raise ValueError(f"mask_id must be an id in range(0, {vocab_size}), got {mask_id!r}")
-    specials = sorted({int(s) for s in special_ids})
-    bad = [s for s in specials if not 0 <= s < vocab_size]
-    if bad:
-        raise ValueError(f"special_ids {bad} are outside the vocabulary range(0, {vocab_size})")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-        raise ValueError(f"ids must be in range(0, {vocab_size}), got ids from {int(ids.min())} "
-                         f"to {int(ids.max())}")
+    check_token_tensor(ids, "ids", dims=None)  # its kind first; its range once vocab_size is checked
+    vocab_size = check_int(vocab_size, "vocab_size", low=2)
+    p = check_real(p, "p (the masking probability)", low=0.0, high=1.0, low_open=True, high_open=True,
+                   kind_error=ValueError)
+    # a ValueError even for 1.5 or True, as for the other arguments
+    (mask_id,) = token_ids([mask_id], "mask_id", vocab_size, kind_error=ValueError)
+    specials = sorted(set(token_ids([int(s) for s in special_ids], "special_ids", vocab_size)))
+    check_token_tensor(ids, "ids", vocab_size, dims=None)
     ordinary = torch.ones(vocab_size, dtype=torch.bool)
     ordinary[specials + [mask_id]] = False
     ordinary = ordinary.nonzero().squeeze(1).to(ids.device)  # ids a random replacement may take

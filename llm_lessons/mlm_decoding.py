@@ -45,6 +45,7 @@ from llm_lessons.validation import (
     check_logits,
     check_temperature,
     check_token_tensor,
+    token_ids,
 )
 
 ORDERS = ("independent", "left_to_right", "confidence")
@@ -60,9 +61,8 @@ def _check(model: nn.Module, ids: torch.Tensor, mask_id: int, special_ids: Seque
     T = block_size_of(model)
     if ids.shape[-1] > T:
         raise ValueError(f"length {ids.shape[-1]} exceeds the model's block_size {T}")
-    for name, i in [("mask_id", mask_id)] + [("special id", s) for s in special_ids]:
-        if isinstance(i, bool) or not isinstance(i, int) or i < 0 or (V is not None and i >= V):
-            raise ValueError(f"{name} must be an id in range(0, {V}), got {i!r}")
+    token_ids([mask_id], "mask_id", V, kind_error=ValueError)  # ValueError even for 1.5 or True, as ever
+    token_ids(special_ids, "special_ids", V, kind_error=ValueError)
 
 
 def _check_sampling(temperature: float, top_k: int | None) -> None:
@@ -185,8 +185,7 @@ def iterative_refinement(model: nn.Module, template: int | torch.Tensor, iterati
         if not 1 <= template <= T:
             raise ValueError(f"length must be in 1..block_size={T}, got {template}")
         template = torch.full((template,), mask_id, dtype=torch.long, device=model_device(model))
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
+    iterations = check_int(iterations, "iterations", low=1)
     _check(model, template, mask_id, special_ids)
     _check_sampling(temperature, top_k)
     x, squeeze = _batched(template.clone())
@@ -225,8 +224,7 @@ def prefix_constrained(model: nn.Module, prefix_ids: torch.Tensor, length: int, 
     ``"iterative"`` fills prefix + ``length`` masks with :func:`iterative_refinement`.
     Returns (P + length,) or (B, P + length) ids.
     """
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be an int >= 1, got {length!r}")
+    length = check_int(length, "length", low=1)
     _check(model, prefix_ids, mask_id, special_ids)
     T = block_size_of(model)
     if prefix_ids.shape[-1] + length > T:

@@ -32,7 +32,7 @@ import torch
 
 from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode
-from llm_lessons.validation import check_bool, check_int, check_logits, check_token_tensor
+from llm_lessons.validation import check_bool, check_int, check_logits, check_real, check_token_tensor
 
 NEG_INF = float("-inf")
 
@@ -40,21 +40,16 @@ NEG_INF = float("-inf")
 _check_logits = check_logits  # one definition for every module that turns logits into a choice
 
 
-def _real(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+def _real(value, name: str, **interval) -> float:
+    # every knob here has always answered bad input, even "hot" for a temperature, with a ValueError
+    return check_real(value, name, **interval, kind_error=ValueError)
 
 
 def _check_prev(prev_ids: torch.Tensor, logits: torch.Tensor) -> None:
-    if not isinstance(prev_ids, torch.Tensor) or prev_ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError("prev_ids must be an integer tensor of token ids (..., L)")
+    check_token_tensor(prev_ids, "prev_ids", logits.shape[-1], dims=None)
     if prev_ids.shape[:-1] != logits.shape[:-1] or prev_ids.dim() != logits.dim():
         raise ValueError(f"prev_ids {tuple(prev_ids.shape)} must be (..., L) with the same leading "
                          f"dims as logits {tuple(logits.shape)}")
-    V = logits.shape[-1]
-    if prev_ids.numel() and (int(prev_ids.min()) < 0 or int(prev_ids.max()) >= V):
-        raise ValueError(f"prev_ids must be token ids in range(0, {V})")
 
 
 def apply_temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
@@ -73,9 +68,7 @@ def apply_temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
     tensor([0., -inf])
     """
     _check_logits(logits)
-    t = _real(t, "temperature")
-    if t < 0:
-        raise ValueError(f"temperature must be >= 0, got {t}")
+    t = _real(t, "temperature", low=0.0)
     if t == 0:
         keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.argmax(-1, keepdim=True), True)
         return logits.masked_fill(~keep, NEG_INF)
@@ -94,8 +87,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     tensor([1., 3., -inf, -inf])
     """
     _check_logits(logits)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be an int >= 1, got {k!r}")
+    k = check_int(k, "top_k", low=1)
     if k >= logits.shape[-1]:
         return logits
     order = torch.sort(logits, dim=-1, descending=True, stable=True).indices  # stable: ties by index
@@ -112,9 +104,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     tensor([0., 0., -inf, -inf])
     """
     _check_logits(logits)
-    p = _real(p, "top_p")
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {p}")
+    p = _real(p, "top_p", low=0.0, high=1.0, low_open=True)
     if p == 1.0:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)  # (..., V)
@@ -137,9 +127,7 @@ def min_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     [False, False, False, True]
     """
     _check_logits(logits)
-    p = _real(p, "min_p")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"min_p must be in [0, 1], got {p}")
+    p = _real(p, "min_p", low=0.0, high=1.0)
     if p == 0.0:
         return logits
     top = logits.max(dim=-1, keepdim=True).values  # (..., 1)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llm_lessons.files import resource_path
+from llm_lessons.validation import check_int
 
 #: Columns of ``model_sizes.csv``, in order.
 COLUMNS = ("model", "organisation", "date", "parameters", "training_tokens", "weights", "source",
@@ -206,10 +207,7 @@ def gpt_param_count(n_layer: int, d_model: int, vocab_size: int, block_size: int
     802944
     """
     sizes = {"n_layer": n_layer, "d_model": d_model, "vocab_size": vocab_size, "block_size": block_size}
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    L, d, V, T = n_layer, d_model, vocab_size, block_size
+    L, d, V, T = (check_int(value, name, low=1) for name, value in sizes.items())
     count = 12 * L * d * d + V * d + T * d
     if exact:
         count += 13 * L * d + 2 * d

@@ -26,7 +26,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from llm_lessons.files import read_limited, write_atomic
-from llm_lessons.validation import token_ids
+from llm_lessons.validation import check_int, token_ids
 
 #: GPT-2 style pre-split, written with the standard library's ``re``: contractions, runs of
 #: letters, digits or other symbols (each with at most one leading space), and whitespace.
@@ -268,8 +268,7 @@ class BPETokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"train needs a str, got {type(text).__name__}")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
-            raise ValueError(f"vocab_size must be >= 256 (the byte alphabet), got {vocab_size}")
+        vocab_size = check_int(vocab_size, "vocab_size", low=256, reason="the byte alphabet")
         freqs = Counter(self.chunks(text))
         words = [list(w.encode("utf-8")) for w in freqs]
         weights = list(freqs.values())

@@ -56,18 +56,26 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
-def check_int(value, name: str, *, low: int | None = None, high: int | None = None) -> int:
+def check_int(value, name: str, *, low: int | None = None, high: int | None = None,
+              reason: str = "") -> int:
     """``value`` as an int in [low, high] (either bound optional); floats and bools refused.
+    ``reason`` says why the range is what it is.
 
     >>> check_int(2.0, "top_k", low=1)
     Traceback (most recent call last):
     ...
     ValueError: top_k must be an int >= 1, got 2.0 (float)
+    >>> check_int(0, "start", low=1, high=4, reason="token 0 has no context")
+    Traceback (most recent call last):
+    ...
+    ValueError: start must be an int in [1, 4] (token 0 has no context), got 0
     """
     if high is None:
         expected = "" if low is None else f" >= {low}"
     else:
         expected = f" <= {high}" if low is None else f" in [{low}, {high}]"
+    if reason:
+        expected += f" ({reason})"
     # a ValueError even for 1.5 or True: the book's convention for every count and size
     if not _is_int(value):
         raise ValueError(f"{name} must be an int{expected}, got {value!r} ({type(value).__name__})")
@@ -78,8 +86,11 @@ def check_int(value, name: str, *, low: int | None = None, high: int | None = No
 
 
 def check_real(value, name: str, *, low: float | None = None, high: float | None = None,
-               low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a finite float in the interval given (open ends with ``*_open``).
+               low_open: bool = False, high_open: bool = False,
+               kind_error: type[Exception] = TypeError) -> float:
+    """``value`` as a finite float in the interval given (open ends with ``*_open``). A value
+    that is no number at all raises ``kind_error`` (a caller whose every bad knob has always
+    been a ValueError passes ValueError).
 
     >>> check_real(float("nan"), "lr", low=0.0, low_open=True)
     Traceback (most recent call last):
@@ -91,8 +102,8 @@ def check_real(value, name: str, *, low: float | None = None, high: float | None
     expected = " and ".join(s for s in (lo, hi) if s)
     expected = f" {expected}" if expected else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite number{expected}, got {value!r} "
-                        f"({type(value).__name__})")
+        raise kind_error(f"{name} must be a finite number{expected}, got {value!r} "
+                         f"({type(value).__name__})")
     value = float(value)
     ok = math.isfinite(value)
     ok = ok and (low is None or (value > low if low_open else value >= low))
@@ -117,19 +128,26 @@ def check_batch_size(value, name: str = "batch_size") -> int:
     return check_int(value, name, low=1)
 
 
-def token_ids(ids, name: str = "ids", vocab_size: int | None = None) -> list[int]:
-    """A sequence of token ids as a list of ints, each in range(vocab_size) if given.
+def token_ids(ids, name: str = "ids", vocab_size: int | None = None, *,
+              kind_error: type[Exception] = TypeError) -> list[int]:
+    """A sequence of token ids as a list of ints, each >= 0 and, if given, < vocab_size.
 
-    A str is refused (``"123"`` is text, not ids), and so is any float, even 1.0.
+    A str is refused (``"123"`` is text, not ids), and so is any float, even 1.0: such ids
+    raise ``kind_error`` (a ValueError for callers whose ids were always checked like counts).
+    One id, such as a mask id, is checked as a list of one.
 
     >>> token_ids(torch.tensor([0, 2]), vocab_size=3)
     [0, 2]
+    >>> token_ids([-1], "mask_id")
+    Traceback (most recent call last):
+    ...
+    ValueError: token id -1 at position 0 of mask_id is negative: ids index the vocabulary from 0
     """
     if isinstance(ids, (str, bytes)):
-        raise TypeError(f"{name} must be token ids, got a {type(ids).__name__}: encode the text first")
+        raise kind_error(f"{name} must be token ids, got a {type(ids).__name__}: encode the text first")
     if isinstance(ids, torch.Tensor):
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise TypeError(f"{name} must be integer token ids, got a tensor of dtype {ids.dtype}")
+            raise kind_error(f"{name} must be integer token ids, got a tensor of dtype {ids.dtype}")
         if ids.dim() > 1:
             raise ValueError(f"{name} must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
         out = ids.reshape(-1).tolist()
@@ -141,21 +159,25 @@ def token_ids(ids, name: str = "ids", vocab_size: int | None = None) -> list[int
         out = []
         for pos, i in enumerate(items):
             if not _is_int(i):
-                raise TypeError(f"{name} must be integer token ids, got {i!r} ({type(i).__name__}) "
-                                f"at position {pos}")
+                raise kind_error(f"{name} must be integer token ids, got {i!r} ({type(i).__name__}) "
+                                 f"at position {pos}")
             out.append(int(i))
-    if vocab_size is not None:
-        for pos, i in enumerate(out):
-            if not 0 <= i < vocab_size:
-                raise ValueError(f"token id {i} at position {pos} of {name} is outside the vocabulary "
-                                 f"range(0, {vocab_size})")
+    for pos, i in enumerate(out):
+        if vocab_size is not None and not 0 <= i < vocab_size:
+            raise ValueError(f"token id {i} at position {pos} of {name} is outside the vocabulary "
+                             f"range(0, {vocab_size})")
+        if i < 0:
+            raise ValueError(f"token id {i} at position {pos} of {name} is negative: ids index the "
+                             "vocabulary from 0")
     return out
 
 
-def check_token_tensor(idx, name: str = "idx", vocab_size: int | None = None, *, dims: tuple = (2,),
-                       min_batch: int = 1, ignore_index: int | None = None) -> torch.Tensor:
+def check_token_tensor(idx, name: str = "idx", vocab_size: int | None = None, *,
+                       dims: tuple | None = (2,), min_batch: int = 1,
+                       ignore_index: int | None = None) -> torch.Tensor:
     """An integer tensor of ids with ``dim()`` in ``dims``, at least one position (and, for 2-D,
     ``min_batch`` rows), every id in range(vocab_size); ``ignore_index`` (e.g. -100) passes.
+    ``dims=None`` takes any shape, an empty one included (a batch of ids of any layout).
 
     >>> check_token_tensor(torch.tensor([[1, -100]]), "targets", 3, ignore_index=-100).shape
     torch.Size([1, 2])
@@ -168,7 +190,8 @@ def check_token_tensor(idx, name: str = "idx", vocab_size: int | None = None, *,
         got = idx.dtype if isinstance(idx, torch.Tensor) else type(idx).__name__
         raise TypeError(f"{name} must be an integer tensor (torch.long) of token ids, got {got}")
     shape = {1: "(T,)", 2: "(B, T)"}
-    if idx.dim() not in dims or idx.shape[-1] == 0 or (idx.dim() == 2 and idx.shape[0] < min_batch):
+    if dims is not None and (idx.dim() not in dims or idx.shape[-1] == 0
+                             or (idx.dim() == 2 and idx.shape[0] < min_batch)):
         want = " or ".join(shape.get(d, f"{d}-D") for d in dims)
         rows = f" with B >= {min_batch} and T >= 1" if 2 in dims else " with T >= 1"
         raise ValueError(f"{name} must have shape {want}{rows}, got {tuple(idx.shape)}")

@@ -63,7 +63,7 @@ def test_round_trip_and_matrix(tmp_path):
 
 
 def test_bad_records_raise(tmp_path):
-    with pytest.raises(ValueError, match="integers 1..5"):
+    with pytest.raises(ValueError, match=r"Likert score fluency must be an int in \[1, 5\], got 6"):
         append_record(tmp_path / "x", {"type": "likert", "rater": "r", "item": "i", "system": "s",
                                        "fluency": 6, "relevance": 3})
     with pytest.raises(ValueError, match="lacks"):

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode, model_device
-from llm_lessons.validation import check_batch_size
+from llm_lessons.validation import check_batch_size, check_int
 
 
 def confidences(probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -87,8 +87,7 @@ def _check(conf: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
         raise ValueError("no predictions: confidences is empty")
     if not conf.is_floating_point() or conf.min() < 0 or conf.max() > 1:
         raise ValueError("confidences must be floats in [0, 1]")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    check_int(n_bins, "n_bins", low=1)
     return conf, correct.to(conf.dtype)
 
 

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from llm_lessons.validation import check_int
+
 BASE = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit constant (the golden-ratio multiplier)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 
@@ -50,8 +52,7 @@ def ngram_hashes(ids, n: int) -> np.ndarray:
     >>> len(h), bool(h[0] == h[2]), bool(h[0] == h[1])
     (3, True, False)
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n", low=1)
     x = _docs([ids], "ids")[0] + np.uint64(1)  # +1: id 0 must still contribute to the hash
     m = len(x) - n + 1
     if m <= 0:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from llm_lessons.files import read_limited, write_atomic
+from llm_lessons.validation import check_int
 
 ASPECTS = ("fluency", "relevance")
 CHOICES = ("left", "right", "tie")
@@ -88,9 +89,9 @@ def _check_record(rec: dict, where: str) -> dict:
     names = {"likert": ("rater", "item", "system"), "pairwise": ("rater", "item", "left", "right")}
     if any(not isinstance(rec[k], str) for k in names.get(kind, ())):
         raise ValueError(f"{where}: {kind} record fields {list(names[kind])} must be strings")
-    if kind == "likert" and any(isinstance(rec[a], bool) or not isinstance(rec[a], int) or rec[a] not in SCALE
-                                for a in ASPECTS):
-        raise ValueError(f"{where}: Likert scores must be integers 1..5, got {[rec[a] for a in ASPECTS]}")
+    if kind == "likert":
+        for aspect in ASPECTS:
+            check_int(rec[aspect], f"{where}: the Likert score {aspect}", low=SCALE[0], high=SCALE[-1])
     if kind == "pairwise" and (rec["choice"] not in CHOICES or rec["left"] == rec["right"]):
         raise ValueError(f"{where}: pairwise record needs two different systems and a choice in {CHOICES}")
     return rec

@@ -81,14 +81,11 @@ def token_windows(n_tokens: int, block_size: int, stride: int | None = None,
     >>> [(w.start, w.stop, w.n_scored) for w in token_windows(10, 4, stride=2)]  # sliding
     [(0, 4, 4), (2, 6, 2), (4, 8, 2), (6, 9, 1)]
     """
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 2:
-        raise ValueError(f"a text needs at least two tokens to score one prediction (the first token "
-                         f"has no context), got {n_tokens!r} tokens")
+    n_tokens = check_int(n_tokens, "n_tokens", low=2, reason="a text needs at least two tokens to score "
+                         "one prediction: the first token has no context")
     T = _positive_int(block_size, "block_size")
-    S = T if stride is None else stride
-    if isinstance(S, bool) or not isinstance(S, int) or not 1 <= S <= T:
-        raise ValueError(f"stride must be an int in [1, block_size={T}] (a larger stride would skip "
-                         f"tokens), got {stride!r}")
+    S = check_int(T if stride is None else stride, "stride", low=1, high=T,
+                  reason="at most block_size: a larger stride would skip tokens")
     last = n_tokens - 1  # inputs are ids[0:last]; the final token is only ever a target
     windows, done, start = [], 0, 0
     while done < last:

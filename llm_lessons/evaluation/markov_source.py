@@ -34,6 +34,7 @@ from typing import ClassVar
 import numpy as np
 
 from llm_lessons.configs import Presets
+from llm_lessons.validation import check_int
 
 #: ``tiny``: 4 symbols, order 2 (16 histories), for tests; ``lesson``: 6 symbols, order 2
 #: (36 histories, peaked rows): a trigram or a small GPT can learn it in seconds on a CPU.
@@ -61,8 +62,7 @@ class MarkovConfig(Presets):
                 len(set(self.alphabet)) != len(self.alphabet):
             raise ValueError(f"alphabet must be a str of at least 2 distinct characters, "
                              f"got {self.alphabet!r}")
-        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
-            raise ValueError(f"order must be an int >= 1, got {self.order!r}")
+        check_int(self.order, "order", low=1)
         if len(self.alphabet) ** self.order > 1_000_000:
             raise ValueError(f"{len(self.alphabet)}**{self.order} histories is too many (limit 1e6)")
         if not (isinstance(self.concentration, (int, float)) and self.concentration > 0):
@@ -121,8 +121,7 @@ class MarkovSource:
 
     def sample_ids(self, n: int, seed: int = 0) -> np.ndarray:
         """(n,) symbol ids: the first k drawn from pi (a stationary start), then the chain."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < self.order:
-            raise ValueError(f"n must be an int >= order = {self.order}, got {n!r}")
+        n = check_int(n, "n", low=self.order, reason="the source's order")
         rng = np.random.default_rng(seed)
         K, S = len(self.alphabet), self.n_states
         pi = self.stationary().clip(min=0)  # round-off can leave -1e-17

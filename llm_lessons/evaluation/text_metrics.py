@@ -38,6 +38,7 @@ import torch
 
 from llm_lessons.configs import block_size_of
 from llm_lessons.evaluation.text_stats import distinct_n, ngrams, repetition_rate
+from llm_lessons.validation import check_int
 
 __all__ = ["distinct_n", "repetition_rate", "bleu", "self_bleu", "sacre_bleu", "sacre_chrf",
            "rouge_tokenize", "rouge_n", "rouge_l", "Score", "SignedScore", "continuation_nll",
@@ -269,9 +270,9 @@ def dialogue_prompts(text: str, n: int, prompt_words: int = 4, reference_chars: 
     >>> dialogue_prompts("A:\\nTo be or not to be, that is the question.\\n", 1, 3, 10, prompt_chars=5)
     [('be or', ' not to be')]
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or prompt_words < 1 or reference_chars < 1:
-        raise ValueError(f"need n, prompt_words, reference_chars >= 1, got {n}, {prompt_words}, "
-                         f"{reference_chars}")
+    n = check_int(n, "n", low=1)
+    if prompt_words < 1 or reference_chars < 1:
+        raise ValueError(f"need prompt_words, reference_chars >= 1, got {prompt_words}, {reference_chars}")
     if prompt_chars is not None and prompt_chars < 1:
         raise ValueError(f"prompt_chars must be >= 1 or None, got {prompt_chars}")
     cuts = []

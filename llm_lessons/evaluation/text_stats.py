@@ -21,10 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-
-def _check_n(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+from llm_lessons.validation import check_int
 
 
 def ngrams(seq: Sequence[Hashable], n: int) -> list[tuple]:
@@ -33,7 +30,7 @@ def ngrams(seq: Sequence[Hashable], n: int) -> list[tuple]:
     >>> ngrams("abc", 2)
     [('a', 'b'), ('b', 'c')]
     """
-    _check_n(n)
+    n = check_int(n, "n", low=1)
     return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
 
 
@@ -60,10 +57,8 @@ def find_loop(seq: Sequence[Hashable], min_repeats: int = 3, min_span: int = 1,
     ``min_span`` items (so "ll" at the end of "hall" is no loop). ``start`` is where the
     cycle begins: how long the text lasted before it got stuck.
     """
-    if isinstance(min_repeats, bool) or not isinstance(min_repeats, int) or min_repeats < 2:
-        raise ValueError(f"min_repeats must be an int >= 2, got {min_repeats!r}")
-    if isinstance(min_span, bool) or not isinstance(min_span, int) or min_span < 1:
-        raise ValueError(f"min_span must be an int >= 1, got {min_span!r}")
+    min_repeats = check_int(min_repeats, "min_repeats", low=2)
+    min_span = check_int(min_span, "min_span", low=1)
     n = len(seq)
     longest = n // min_repeats if max_period is None else min(max_period, n // min_repeats)
     for p in range(1, longest + 1):

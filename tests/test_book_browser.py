@@ -387,6 +387,23 @@ def test_index_and_search_work_offline(browser, base_url):
         visit.close()
 
 
+@pytest.mark.parametrize("word", ["令牌", "流利度", "困惑度", "掩码"])
+def test_search_finds_the_articles_words(word, browser, base_url):
+    """The article's own Chinese terms (令牌 for token, 流利度 for fluency, ...) find the glossary."""
+    visit = Visit(browser, base_url, DESKTOP)
+    try:
+        visit.page.goto(f"{base_url}search.html?q={urllib.parse.quote(word)}", wait_until="load")
+        # results appear one by one; the summary line is written when the last one is shown
+        visit.page.locator("#search-results .search-summary", has_text="found").wait_for(timeout=30_000)
+        results = visit.page.locator("#search-results ul.search li")
+        links = [results.nth(i).locator("a").first for i in range(results.count())]
+        hrefs = [link.get_attribute("href") or "" for link in links]
+        assert any("appendix_glossary" in h for h in hrefs), f"searching {word} found only {hrefs}"
+        assert not visit.network_problems(), "\n".join(visit.network_problems())
+    finally:
+        visit.close()
+
+
 def test_built_book_is_self_contained_on_disk(book_html):
     """Every pinned package is in the built _static, each named with its licence in the notices."""
     manifest = json.loads((book_html / "_static/offline/manifest.json").read_text())

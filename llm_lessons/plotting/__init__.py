@@ -4,12 +4,16 @@ Every helper draws on an Axes it is given (or makes one) and *returns* it, so le
 compose figures and tests can inspect them; nothing here calls ``plt.show()``. The helpers live
 in one module per topic and are all importable from here:
 
-- :mod:`~llm_lessons.plotting.style`: the style, line plots, reference lines, heatmaps
+- :mod:`~llm_lessons.plotting.style`: the style, line plots, reference lines, heatmaps (every
+  chapter; first in 1, model sizes over time)
 - :mod:`~llm_lessons.plotting.attention`: attention maps, positional encodings, bertviz views
-- :mod:`~llm_lessons.plotting.decoding`: what a decoding filter keeps
-- :mod:`~llm_lessons.plotting.training`: loss curves, live during training
+  (2.3, 4.1, 4.2)
+- :mod:`~llm_lessons.plotting.decoding`: what a decoding filter keeps (4.3)
+- :mod:`~llm_lessons.plotting.training`: loss curves, live during training (3.2, 3.3)
 - :mod:`~llm_lessons.plotting.evaluation`: reliability diagrams, intervals, evaluation windows
+  (2.4)
 - :mod:`~llm_lessons.plotting.labels`: point labels placed without collisions, and the check
+  (1, 4.3)
 
 Two interactive modules build on these (ipywidgets is imported inside their functions, and
 each also draws a static figure for the rendered book); they are imported by name, not here:

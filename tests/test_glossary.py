@@ -123,3 +123,68 @@ def test_no_line_break_inside_chinese_text(page):
     wide = r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]"  # CJK, its punctuation, full-width forms
     breaks = re.findall(wide + r"\n" + wide, text)
     assert breaks == []
+
+
+def term_pairs(text: str) -> list[tuple[str, str]]:
+    """``**term** (中文…)`` or ``phrase (中文…)`` pairs: the English words before a bracket that
+    opens with Chinese, and that Chinese (up to a comma or semicolon: "(词元, the article's 令牌)"
+    gives 词元).
+
+    >>> term_pairs("a **tokenizer** (分词器) cuts text into tokens (词元, the article's 令牌)")
+    [('tokenizer', '分词器'), ('cuts text into tokens', '词元')]
+    """
+    pattern = r"\*{0,2}([A-Za-z][A-Za-z'’\- ]{1,40}?)\*{0,2} \(([\u3400-\u9fff][^)（）;,，:：]{0,20})[^)]*\)"
+    return [(m.group(1).split("**")[-1].strip(), m.group(2).strip())
+            for m in re.finditer(pattern, text.replace("\n", " "))]
+
+
+def glossary_entry(phrase: str, glossary: dict[str, dict]) -> dict | None:
+    """The entry of the longest glossary term that ends ``phrase`` ("cuts text into tokens" ->
+    token), or None."""
+    words = normal(phrase).split()
+    for i in range(len(words)):
+        tail = " ".join(words[i:])
+        for key in (tail, tail.removesuffix("s")):
+            if key in glossary:
+                return glossary[key]
+    return None
+
+
+def term_mismatches(text: str, glossary: dict[str, dict]) -> tuple[int, list[str]]:
+    """How many glossary terms ``text`` pairs with Chinese, and those whose Chinese does not hold
+    the glossary's term (or the article's word). Containing is enough, so "Embedding and
+    positional encoding (嵌入与位置编码)" passes; the renderings under ``also`` are for search,
+    not for the book, which uses one term."""
+    checked, wrong = 0, []
+    for en, zh in term_pairs(text):
+        entry = glossary_entry(en, glossary)
+        if entry is None:
+            continue
+        checked += 1
+        allowed = [entry["zh"], entry.get("article")]
+        if not any(a and a in zh for a in allowed):
+            wrong.append(f"{en} ({zh}), glossary: {entry['zh']}")
+    return checked, wrong
+
+
+GLOSSARY = {normal(e["en"]): e for e in ENTRIES}
+
+
+def test_a_term_at_odds_with_the_glossary_is_caught():
+    text = "We measure **fluency** (流畅性) and positional encodings (位置编码) of tokens (训练词元)."
+    assert term_mismatches(text, GLOSSARY) == (3, ["fluency (流畅性), glossary: 流畅度"])
+
+
+def test_the_book_uses_the_glossarys_chinese_terms():
+    """Where a page pairs a glossary term with Chinese in brackets, it is the glossary's Chinese:
+    流畅度 everywhere, never 流畅度 here and 流畅性 there."""
+    pages = [f"book/{p.stem}" for p in sorted((ROOT / "book").glob("*.md"))
+             if not p.stem.startswith("appendix")]
+    pages += [f"notebooks/{p.stem}" for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    checked, wrong = 0, []
+    for page in pages:
+        n, bad = term_mismatches(page_text(page), GLOSSARY)
+        checked += n
+        wrong += [f"{page}: {b}" for b in bad]
+    assert checked >= 80, f"only {checked} term pairs found: is the pattern still right?"
+    assert wrong == []

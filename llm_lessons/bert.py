@@ -34,7 +34,6 @@ from torch import nn
 
 from llm_lessons.attention import padding_mask
 from llm_lessons.configs import MAX_SIZES
-from llm_lessons.reproducibility import eval_mode
 from llm_lessons.transformer import Block, TransformerBase, TransformerConfig, lm_loss
 from llm_lessons.validation import check_int, check_real, check_token_tensor
 
@@ -149,8 +148,7 @@ class MaskedLM(TransformerBase):
         Computed in eval mode (no dropout on the weights); the model's mode is restored after.
         For bertviz, pass ``tuple(weights)`` (one (B, nh, T, T) tensor per layer) as attention.
         """
-        with eval_mode(self):
-            return self._attention_maps(self.encode, idx, token_type_ids, attention_mask)
+        return self._attention_maps(self.encode, idx, token_type_ids, attention_mask)
 
 
 @torch.no_grad()

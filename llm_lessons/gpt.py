@@ -128,8 +128,7 @@ class GPT(TransformerBase):
 
         Computed in eval mode (no dropout on the weights); the model's mode is restored after.
         """
-        with eval_mode(self):
-            return self._attention_maps(self, idx)
+        return self._attention_maps(self, idx)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,

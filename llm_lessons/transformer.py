@@ -36,6 +36,7 @@ from torch import nn
 
 from llm_lessons.attention import KVCache, MultiHeadAttention
 from llm_lessons.configs import ModelConfig
+from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_real, check_token_tensor
 
 #: The MLP's non-linearity. GPT-2 uses GELU's tanh approximation ("gelu_new" in Hugging Face);
@@ -192,14 +193,15 @@ class TransformerBase(nn.Module):
     def _attention_maps(self, run: Callable[..., object], *inputs) -> torch.Tensor:
         """Call ``run(*inputs)`` with every layer keeping its weights: (n_layer, B, nh, T, T).
 
-        The caller puts the model in eval mode first (``with eval_mode(self):``): dropout would
-        show a random thinning of the weights rather than the model's attention.
+        It runs in eval mode, the model's own mode restored after: dropout would show a random
+        thinning of the weights rather than the model's attention.
         """
         attns = [block.attn for block in self.blocks]
         for attn in attns:
             attn.keep_weights = True
         try:
-            run(*inputs)
+            with eval_mode(self):
+                run(*inputs)
             return torch.stack([attn.weights for attn in attns])
         finally:  # even after an error, later calls take the fused kernel again
             for attn in attns:

@@ -38,7 +38,7 @@ from torch import nn
 
 from llm_lessons.configs import block_size_of
 from llm_lessons.reproducibility import eval_mode, model_device
-from llm_lessons.sampling import apply_temperature, top_k_filter
+from llm_lessons.sampling import apply_temperature, top_k_filter, vocab_size_of
 from llm_lessons.validation import (
     check_batch_size,
     check_int,
@@ -51,12 +51,8 @@ from llm_lessons.validation import (
 ORDERS = ("independent", "left_to_right", "confidence")
 
 
-def _vocab(model: nn.Module) -> int | None:
-    return getattr(getattr(model, "config", None), "vocab_size", None)
-
-
 def _check(model: nn.Module, ids: torch.Tensor, mask_id: int, special_ids: Sequence[int] = ()) -> None:
-    V = _vocab(model)
+    V = vocab_size_of(model)
     check_token_tensor(ids, "ids", V, dims=(1, 2))
     T = block_size_of(model)
     if ids.shape[-1] > T:
@@ -110,7 +106,7 @@ def top_predictions(model: nn.Module, ids: torch.Tensor, mask_id: int, k: int = 
     positions = (ids == mask_id).nonzero().squeeze(1)  # (M,)
     if positions.numel() == 0:
         raise ValueError("ids contain no [MASK] (mask_id) to predict")
-    V = _vocab(model)
+    V = vocab_size_of(model)
     if V is not None:
         check_int(k, "k", low=1, high=V - len({mask_id, *special_ids}))  # never a banned token
     else:

@@ -280,18 +280,14 @@ def check_layout(layout: dict, desktop: bool, chapter: bool) -> list[str]:
                    f"{layout['innerWidth']} px)")
     bad += [f"prose overflows: {o}" for o in layout["overflowing"]]
     bad += [f"wider than the window, outside any scroll container: {w}" for w in layout["wide"]]
-    for eq in layout["equations"]:
-        size = f"{eq['scrollWidth']} px of content in {eq['clientWidth']} px: {eq['tex']}"
-        if not eq["scrolls"]:
-            bad.append(f"clipped equation, {size}")
+    boxes = [("equation", eq, f"{eq['scrollWidth']} px of content in {eq['clientWidth']} px: {eq['tex']}")
+             for eq in layout["equations"]]
+    boxes += [("table", t, f"{t['width']} px in {t['room']} px: {t['header']}") for t in layout["tables"]]
+    for kind, box, size in boxes:
+        if not box["scrolls"]:
+            bad.append(f"clipped {kind}, {size}")
         elif desktop and chapter:
-            bad.append(f"equation does not fit the page, {size}")
-    for table in layout["tables"]:
-        size = f"{table['width']} px in {table['room']} px: {table['header']}"
-        if not table["scrolls"]:
-            bad.append(f"clipped table, {size}")
-        elif desktop and chapter:
-            bad.append(f"table does not fit the page, {size}")
+            bad.append(f"{kind} does not fit the page, {size}")
     return bad
 
 

@@ -114,10 +114,12 @@ def test_continuation_nll_equals_a_direct_forward_pass():
     prompts, conts = ["abc d", "h"], ["efg hab", "gg a"]
     got = continuation_nll(model, tok, prompts, conts)
     for p, c, nll in zip(prompts, conts, got, strict=True):
-        ids = torch.tensor(tok.encode(p + c))  # fits one window: a plain forward pass is exact
+        ids = torch.tensor(tok.encode(p + c))  # fits one window: one plain forward pass
         logits, _ = model(ids[None, :-1])
         per_token = F.cross_entropy(logits[0].double(), ids[1:], reduction="none")
-        torch.testing.assert_close(nll, per_token[len(p) - 1:])
+        # continuation_nll runs a padded batch: float32 matmuls of another shape round
+        # differently on some CPUs (3e-7 seen), so equal means equal to float32 rounding.
+        torch.testing.assert_close(nll, per_token[len(p) - 1:], rtol=1e-5, atol=1e-6)
         assert len(nll) == len(c)
 
 

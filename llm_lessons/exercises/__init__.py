@@ -1,0 +1,77 @@
+"""The book's exercises: checkers that say what is wrong, in the order of the chapters.
+
+Each ``check_*`` takes the function a student wrote, runs it on cases whose answers the checker
+computes with its own reference (edge cases included), and returns a one-line success message
+or raises ``ExerciseFailed`` (an ``AssertionError``) naming the mistake: "your weights do not
+sum to 1 over the keys: did you apply softmax over the last dimension?". The package functions
+that are the answer are forbidden while the student's code runs, so a check cannot be passed by
+calling them.
+
+Modules:
+
+- `llm_lessons.exercises.checking`: cases, named mistakes, forbidden shortcuts, ``run_check``.
+- `llm_lessons.exercises.foundations`: chapter 2, add-k smoothing, BPE (the most frequent pair,
+  a merge), shifted targets, BERT's 80/10/10 masking, bits per byte.
+- `llm_lessons.exercises.evaluation`: chapter 2.4, perplexity.
+- `llm_lessons.exercises.search_and_scores`: chapters 2.4 and 4.3, windowed NLL, Cohen's κ,
+  min-p, the repetition penalty, one step of beam search.
+- `llm_lessons.exercises.transformer`: chapters 3 and 4.2, the pre-norm block, sinusoidal
+  encodings, RoPE, and appending to a key–value cache.
+- `llm_lessons.exercises.attention`: chapter 4.1, the causal mask, attention (plain and
+  masked), splitting and merging heads.
+- `llm_lessons.exercises.decoding`: chapter 4.3, top-k and top-p truncation.
+- `llm_lessons.exercises.notebooks`: the instructor and student editions of a notebook
+  (nbgrader's solution and hidden-test markers), and the answer key.
+- `llm_lessons.exercises.grading`: the autograder: a folder of submissions in, a CSV of scores
+  and per-student feedback out.
+
+For teachers, ``scripts/classroom.py`` builds the student edition and the answer keys of every
+notebook, and grades a folder of submissions.
+
+>>> import torch
+>>> try:
+...     check_causal_mask(lambda T: torch.ones(T, T).triu().bool())
+... except ExerciseFailed as failure:
+...     print(str(failure)[:66])
+check_causal_mask, T = 2: your mask is upper-triangular: query i w
+"""
+
+from llm_lessons.exercises.attention import (
+    check_attention,
+    check_causal_mask,
+    check_masked_attention,
+    check_merge_heads,
+    check_split_heads,
+)
+from llm_lessons.exercises.checking import ExerciseFailed
+from llm_lessons.exercises.decoding import check_top_k, check_top_p
+from llm_lessons.exercises.evaluation import check_perplexity
+from llm_lessons.exercises.foundations import (
+    check_add_k_bigram,
+    check_bits_per_byte,
+    check_bpe_merge,
+    check_mask_80_10_10,
+    check_most_frequent_pair,
+    check_shift_targets,
+)
+from llm_lessons.exercises.search_and_scores import (
+    check_beam_step,
+    check_cohen_kappa,
+    check_min_p,
+    check_repetition_penalty,
+    check_windowed_nll,
+)
+from llm_lessons.exercises.transformer import (
+    check_kv_cache_append,
+    check_pre_norm_block,
+    check_rope,
+    check_sinusoidal_encoding,
+)
+
+__all__ = ["ExerciseFailed", "check_add_k_bigram", "check_attention", "check_beam_step",
+           "check_bits_per_byte", "check_bpe_merge", "check_causal_mask", "check_cohen_kappa",
+           "check_kv_cache_append", "check_mask_80_10_10", "check_masked_attention",
+           "check_merge_heads", "check_min_p", "check_most_frequent_pair", "check_perplexity",
+           "check_pre_norm_block", "check_repetition_penalty", "check_rope",
+           "check_shift_targets", "check_sinusoidal_encoding", "check_split_heads",
+           "check_top_k", "check_top_p", "check_windowed_nll"]

@@ -2,7 +2,8 @@
 # Every check the project has: lint, unit tests and doctests, nbval over every notebook in
 # _toc.yml (strict: saved outputs must equal what the code produces) on two numeric paths
 # (this CPU's, and a simulated other CPU: scripts/nbval.sh), each also for the unit tests, the book build
-# with warnings as errors, and every page of the built book in headless Chromium with no network.
+# with warnings as errors (both editions, English and Chinese), the Chinese catalogs' completeness, and
+# every page of both built editions in headless Chromium with no network.
 # .ci/run runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,11 @@ bash scripts/nbval.sh perturbed
 echo "== (at $((SECONDS - start)) s) book build (-W -n --keep-going), self-contained"
 rm -rf _build_test
 bash scripts/build_book.sh _build_test
-echo "== (at $((SECONDS - start)) s) every page in headless Chromium, network off (screenshots in artifacts/screenshots/)"
-LLM_LESSONS_BOOK_HTML="$PWD/_build_test/_build/html" python -m pytest -q -p no:cacheprovider \
+echo "== (at $((SECONDS - start)) s) every page of both editions in headless Chromium, network off (screenshots in artifacts/screenshots/)"
+# Two workers: a page mostly waits (MathJax, fonts), so two browsers share 2 cores well.
+rm -rf artifacts/screenshots
+LLM_LESSONS_BOOK_HTML="$PWD/_build_test/_build/html" python -m pytest -q -p no:cacheprovider -n 2 \
   tests/test_book_browser.py
+echo "   Chinese pages with the lowest share of Chinese prose (page, CJK, Latin, share, share without names):"
+sort -t "$(printf '\t')" -k4 -n artifacts/screenshots/zh_prose_share.tsv | head -3 | sed 's/^/   /'
 echo "== all checks passed in $((SECONDS - start)) s"

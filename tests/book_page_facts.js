@@ -30,6 +30,34 @@ async () => {
   await Promise.race([document.fonts.ready, sleep(5000)]);
   await sleep(200);  // let late layout (mermaid's fullscreen buttons, MathJax menus) finish
 
+  // The letters of the visible prose: the article without code, outputs, math, diagrams, table
+  // cells of bare names and numbers, and anything marked lang="en" (the English headwords of
+  // the bilingual glossary, the list of references), counted as CJK
+  // characters and Latin letters, for the Chinese edition's "is it Chinese" check.
+  const proseLetters = () => {
+    const copy = article.cloneNode(true);
+    copy.querySelectorAll('pre, code, kbd, samp, .cell_input, .cell_output, .output, mjx-container, '
+      + '.math, script, style, svg, .mermaid, [lang="en"], .headerlink, .widget-subarea')
+      .forEach((el) => el.remove());
+    // A table cell holding only a name or a number ("GPT-3", "OpenAI", "175B": no Chinese, at
+    // most three words) is data, not prose; an English sentence left in a table still counts.
+    copy.querySelectorAll("td, th").forEach((cell) => {
+      const words = cell.textContent.trim().split(/\s+/).filter((w) => /[A-Za-z]/.test(w));
+      if (!/[\u3400-\u9fff]/.test(cell.textContent) && words.length <= 3) cell.remove();
+    });
+    const t = copy.textContent;
+    // Letters of names (a capital or a digit in the word: GPT-3, Chinchilla, Vaswani, BLEU),
+    // as opposed to English words (perplexity, the, shifted targets).
+    const names = (t.match(/[A-Za-z0-9][A-Za-z0-9'-]*/g) || [])
+      .filter((w) => /[A-Z0-9]/.test(w) && /[A-Za-z]/.test(w))
+      .reduce((n, w) => n + (w.match(/[A-Za-z]/g) || []).length, 0);
+    return {
+      cjk: (t.match(/[\u3400-\u9fff\uf900-\ufaff]/g) || []).length,
+      latin: (t.match(/[A-Za-z]/g) || []).length,
+      latinInNames: names,
+      latinWords: Array.from(new Set(t.match(/[A-Za-z][A-Za-z'-]{2,}/g) || [])).slice(0, 400),
+    };
+  };
   const text = (el) => (el ? el.textContent.replace(/\s+/g, " ").trim() : "");
   const images = all("img").map((img) => ({
     src: img.getAttribute("src"),
@@ -58,7 +86,7 @@ async () => {
 
   // The first paragraph that says "Runs in", and whether it comes before the first code cell.
   const firstCell = article.querySelector("div.cell");
-  const note = all("p", article).find((p) => /Runs in/.test(p.textContent));
+  const note = all("p", article).find((p) => /Runs in|运行时间/.test(p.textContent));
   const runsIn = {
     text: text(note),
     beforeCode: !!note && (!firstCell || !!(note.compareDocumentPosition(firstCell) & Node.DOCUMENT_POSITION_FOLLOWING)),
@@ -147,6 +175,12 @@ async () => {
     footer: text(document.querySelector("footer.bd-footer-content") || document.querySelector("footer")),
     launch: all("a[href]").map((a) => a.href).filter((h) => /colab\.research|mybinder/.test(h)),
     runsIn,
+    prose: proseLetters(),
+    edition: {
+      lang: document.documentElement.lang,
+      switchTo: (document.querySelector("a.edition-switch") || {}).href || "",
+      font: getComputedStyle(article).fontFamily,
+    },
     links: all("a[href]").map((a) => a.href),
     layout: {
       innerWidth: viewWidth,

@@ -61,6 +61,17 @@ def toc_docnames() -> list[str]:
 
 
 PAGES = toc_docnames()
+# The English edition at the root, the Chinese one (scripts/book_editions.py) under zh/.
+EDITIONS = {"en": "", "zh": "zh/"}
+ZH_PROSE_SHARE = 0.90  # of the letters of a Chinese page's prose, at least this many are Chinese
+# Two pages tell the history of the models by name (GPT-3, Chinchilla, Gopher, Megatron-Turing NLG,
+# DeepSeek-V3, Vaswani, Kaplan, ...), names Chinese writing keeps in Latin letters: fully
+# translated, they measure 88%. Each gets its own floor, and must still be >= 97% Chinese once
+# the letters of names are set aside, so an English sentence left there would still fail.
+NAME_DENSE = {"book/01_background": 0.87, "notebooks/01_scale": 0.87}
+ZH_SHARE_WITHOUT_NAMES = 0.97
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei",
+             "WenQuanYi Micro Hei")
 
 
 def is_notebook(docname: str) -> bool:
@@ -129,10 +140,14 @@ def base_url(book_html):
 
 @pytest.fixture(scope="module", autouse=True)
 def fresh_screenshots():
-    """This run's screenshots only (pages removed from the book leave none behind)."""
+    """This run's screenshots only (pages removed from the book leave none behind). Under
+    pytest-xdist the workers share the folder, so whoever starts them (scripts/test.sh) empties
+    it instead."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SHOTS.glob("*.png"):
-        old.unlink()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for old in [*SHOTS.glob("*.png"), SHOTS / "zh_prose_share.tsv"]:
+        old.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -334,30 +349,63 @@ def shot_name(docname: str) -> str:
     return docname.replace("/", "__")
 
 
+def check_edition(facts: dict, edition: str, docname: str, base_url: str) -> list[str]:
+    """The page says its language, links to itself in the other edition, and (Chinese) reads
+    as Chinese: at least ``ZH_PROSE_SHARE`` of its prose letters are CJK, set in a CJK font."""
+    bad = []
+    lang = {"en": "en", "zh": "zh-CN"}[edition]
+    if facts["edition"]["lang"] != lang:
+        bad.append(f'<html lang="{facts["edition"]["lang"]}">, expected "{lang}"')
+    other = EDITIONS["zh" if edition == "en" else "en"]
+    want = f"{base_url}{other}{docname}.html"
+    if facts["edition"]["switchTo"] != want:
+        bad.append(f"the language switcher goes to {facts['edition']['switchTo']!r}, not {want!r}")
+    if edition == "zh":
+        prose = facts["prose"]
+        share = prose["cjk"] / max(1, prose["cjk"] + prose["latin"])
+        words = prose["latin"] - prose["latinInNames"]
+        without_names = prose["cjk"] / max(1, prose["cjk"] + words)
+        with (SHOTS / "zh_prose_share.tsv").open("a", encoding="utf-8") as log:
+            log.write(f"{docname}\t{prose['cjk']}\t{prose['latin']}\t{share:.3f}\t"
+                      f"{without_names:.3f}\n")
+        floor = NAME_DENSE.get(docname, ZH_PROSE_SHARE)
+        if share < floor or (docname in NAME_DENSE and without_names < ZH_SHARE_WITHOUT_NAMES):
+            bad.append(f"the prose is only {share:.1%} Chinese ({without_names:.1%} without names;"
+                       f" {prose['cjk']} CJK characters, {prose['latin']} Latin letters; Latin "
+                       f"words: {prose['latinWords'][:60]})")
+        if not any(font in facts["edition"]["font"] for font in CJK_FONTS):
+            bad.append(f"no CJK font in the prose's font stack: {facts['edition']['font']}")
+    return bad
+
+
 @pytest.mark.parametrize("docname", PAGES)
-def test_page_renders_offline(docname, browser, base_url, book_html):
-    html = (book_html / f"{docname}.html").read_text(encoding="utf-8")
+@pytest.mark.parametrize("edition", sorted(EDITIONS))
+def test_page_renders_offline(edition, docname, browser, base_url, book_html):
+    path = f"{EDITIONS[edition]}{docname}.html"
+    html = (book_html / path).read_text(encoding="utf-8")
     chapter = docname.startswith("book/")  # a chapter's prose page, not a notebook
+    shot = f"{edition}__{shot_name(docname)}"
     desk = Visit(browser, base_url, DESKTOP)
     try:
-        facts = desk.open(f"{docname}.html")
+        facts = desk.open(path)
         problems = check_content(facts, html, docname) + check_links(facts, base_url)
+        problems += check_edition(facts, edition, docname, base_url)
         layout = check_layout(facts["layout"], desktop=True, chapter=chapter)
         problems += [f"[desktop] {p}" for p in layout]
-        full_page_screenshot(desk.page, SHOTS / f"{shot_name(docname)}.desktop.png")
+        full_page_screenshot(desk.page, SHOTS / f"{shot}.desktop.png")
         problems += desk.network_problems()
     finally:
         desk.close()
     phone = Visit(browser, base_url, PHONE, mobile=True)
     try:
-        facts = phone.open(f"{docname}.html")
-        full_page_screenshot(phone.page, SHOTS / f"{shot_name(docname)}.phone.png")
+        facts = phone.open(path)
+        full_page_screenshot(phone.page, SHOTS / f"{shot}.phone.png")
         layout = check_layout(facts["layout"], desktop=False, chapter=chapter)
         problems += [f"[{PHONE['width']} px] {p}" for p in layout]
         problems += [f"[phone] {p}" for p in phone.network_problems()]
     finally:
         phone.close()
-    assert not problems, f"{docname}.html:\n  " + "\n  ".join(problems)
+    assert not problems, f"{path}:\n  " + "\n  ".join(problems)
 
 
 def test_index_and_search_work_offline(browser, base_url):
@@ -384,17 +432,26 @@ def test_index_and_search_work_offline(browser, base_url):
 
 
 @pytest.mark.parametrize("word", ["令牌", "流利度", "困惑度", "掩码"])
-def test_search_finds_the_articles_words(word, browser, base_url):
-    """The article's own Chinese terms (令牌 for token, 流利度 for fluency, ...) find the glossary."""
+@pytest.mark.parametrize("edition", sorted(EDITIONS))
+def test_search_finds_the_articles_words(edition, word, browser, base_url):
+    """The article's own Chinese terms (令牌 for token, 流利度 for fluency, ...) find the glossary,
+    in either edition (the Chinese one splits its text into words with jieba, the glossary's
+    terms added to its dictionary)."""
     visit = Visit(browser, base_url, DESKTOP)
     try:
-        visit.page.goto(f"{base_url}search.html?q={urllib.parse.quote(word)}", wait_until="load")
-        # results appear one by one; the summary line is written when the last one is shown
-        visit.page.locator("#search-results .search-summary", has_text="found").wait_for(timeout=30_000)
+        visit.page.goto(f"{base_url}{EDITIONS[edition]}search.html?q={urllib.parse.quote(word)}",
+                        wait_until="load")
+        # results appear one by one; the summary line (empty until then) is written when the
+        # last one is shown, in the edition's language
+        visit.page.wait_for_function(
+            "() => (document.querySelector('#search-results .search-summary') || {})"
+            ".textContent", timeout=30_000)
         results = visit.page.locator("#search-results ul.search li")
         links = [results.nth(i).locator("a").first for i in range(results.count())]
         hrefs = [link.get_attribute("href") or "" for link in links]
         assert any("appendix_glossary" in h for h in hrefs), f"searching {word} found only {hrefs}"
+        if edition == "zh":
+            visit.page.screenshot(path=str(SHOTS / f"search.zh.{word}.png"))
         assert not visit.network_problems(), "\n".join(visit.network_problems())
     finally:
         visit.close()

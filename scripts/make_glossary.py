@@ -38,10 +38,12 @@ FIELDS = {"en": True, "zh": True, "article": False, "also": False, "en_def": Tru
 HEADER = """\
 # Glossary · 术语表
 
+:::{{container}} lang-en
 Every technical term the book uses, in English and in Chinese, with the article's own word where
 it differs from the book's (marked 原文), a one-sentence definition in each language, and the
 page that introduces the term. {n} entries, sorted by the English term. Search finds the terms
 in either language, the article's words included.
+:::
 
 {zh_intro}
 
@@ -85,13 +87,18 @@ def heading(entry: dict) -> str:
 
 
 def render_entry(entry: dict) -> str:
-    title = f"**{entry['en']}** · {entry['zh']}"
+    """One entry: the English term (marked ``lang="en"`` for the Chinese edition's readers and
+    screen readers), its Chinese, the English definition (an ``lang-en`` block: the Chinese
+    edition, book/_ext/editions.py, shows only the Chinese one), the Chinese definition and the
+    page that introduces the term."""
+    title = f'<span lang="en">**{entry["en"]}**</span> · {entry["zh"]}'
     if entry.get("article"):
         title += f" · 原文：{entry['article']}"
     if entry.get("also"):
         title += " · 又作：" + "、".join(entry["also"])
     link = f"{{doc}}`/{entry['section']}`"
-    return f"{title}\n: {entry['en_def'].strip()} ({link})\n\n  {entry['zh_def'].strip()}\n"
+    return (f"{title}\n: :::{{container}} lang-en\n  {entry['en_def'].strip()}\n  :::\n\n"
+            f"  {entry['zh_def'].strip()}\n\n  → {link}\n")
 
 
 def render(entries: list[dict]) -> str:

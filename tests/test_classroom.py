@@ -1,0 +1,67 @@
+"""The book's notebooks as classroom material: every checked exercise is well formed, its answer
+is folded in the book and absent from the student edition, and its check ran and passed."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from llm_lessons.exercises.notebooks import (
+    BEGIN,
+    END,
+    is_check,
+    is_solution,
+    nbgrader,
+    student_edition,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("toc_notebooks", ROOT / "scripts" / "toc_notebooks.py")
+toc_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(toc_notebooks)
+NOTEBOOKS = toc_notebooks.notebook_paths()
+
+
+def answers(cell) -> list[str]:
+    """The marked answers of a solution cell (the code between the markers)."""
+    return [m.group(1).strip("\n") for m in re.finditer(
+        rf"{re.escape(BEGIN)}[^\n]*\n(.*?)\n[ \t]*{re.escape(END)}", cell.source, re.S)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_answer_is_followed_by_its_check(path):
+    cells = nbformat.read(path, as_version=4).cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and is_solution(cell):
+            gid = nbgrader(cell)["grade_id"]
+            assert gid.endswith("-solution"), gid
+            assert cell.source.count(BEGIN) == cell.source.count(END) >= 1, gid
+            assert "hide-input" in cell.metadata.get("tags", []), f"{gid}: not folded in the book"
+            check = cells[i + 1]
+            assert is_check(check) and nbgrader(check)["grade_id"] == gid.removesuffix("-solution")
+        if is_check(cell):
+            printed = "".join(o.get("text", "") for o in cell.get("outputs", []))
+            assert "check_" in cell.source and re.search(r"check_\w+: all \d+ \w+ passed", printed), (
+                f"{nbgrader(cell)['grade_id']}: the saved check must run a checker and pass")
+
+
+def test_exercise_ids_are_unique_in_the_book():
+    ids = [nbgrader(c).get("grade_id") for p in NOTEBOOKS
+           for c in nbformat.read(p, as_version=4).cells if nbgrader(c).get("grade_id")]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_student_edition_holds_no_answer(path):
+    nb = nbformat.read(path, as_version=4)
+    student = "\n".join(c.source for c in student_edition(nb).cells)
+    for cell in nb.cells:
+        for answer in answers(cell) if cell.cell_type == "code" and is_solution(cell) else []:
+            gid = nbgrader(cell)["grade_id"]
+            assert answer not in student, f"{gid}: its answer is in the student edition"
+            assert answer.strip(), f"{gid}: an empty answer"
+    assert BEGIN not in student and END not in student

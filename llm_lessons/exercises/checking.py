@@ -113,34 +113,70 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
+MISSING = object()
+
+
+def _owner(dotted: str) -> tuple[Any, str]:
+    """The object that holds ``dotted``'s last name, and that name: a module, or a class in one
+    (``"torch.nn.Transformer.generate_square_subsequent_mask"``)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):  # the longest importable prefix is the module
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:-1]:
+            owner = getattr(owner, name)
+        return owner, parts[-1]
+    raise ImportError(f"no module in {dotted!r}")
+
+
+def available(names: Sequence[str]) -> tuple[str, ...]:
+    """The names this PyTorch has (a newer function is forbidden only where it exists)."""
+    found = []
+    for dotted in names:
+        try:
+            owner, attr = _owner(dotted)
+        except (ImportError, AttributeError):
+            continue
+        if hasattr(owner, attr):
+            found.append(dotted)
+    return tuple(found)
+
+
 @contextlib.contextmanager
 def forbid(names: Sequence[str], exercise: str) -> Iterator[None]:
     """Make each ``"module.attribute"`` in ``names`` raise while the student's code runs."""
     originals = []
     for dotted in names:
-        module_name, attr = dotted.rsplit(".", 1)
-        module = importlib.import_module(module_name)
-        original = getattr(module, attr)
+        owner, attr = _owner(dotted)
+        # A class keeps its raw attribute (a staticmethod stays one when put back); MISSING:
+        # inherited, so the class's own copy is removed again afterwards.
+        own = vars(owner) if isinstance(owner, type) else None
+        original = getattr(owner, attr) if own is None else own.get(attr, MISSING)
 
         def refuse(*args, _name=dotted, **kwargs):
             raise ExerciseFailed(f"{exercise}: solve it without calling {_name}: that function "
                                  "is the answer, so the check would prove nothing")
 
-        originals.append((module, attr, original))
-        setattr(module, attr, refuse)
+        originals.append((owner, attr, original))
+        setattr(owner, attr, refuse)
     try:
         yield
     finally:
-        for module, attr, original in reversed(originals):
-            setattr(module, attr, original)
+        for owner, attr, original in reversed(originals):
+            if original is MISSING:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
 
 
 def forbidden_globals(fn: Callable, names: Sequence[str]) -> list[str]:
     """The forbidden functions ``fn`` holds under a global name (``from x import answer``)."""
     targets = {}
     for dotted in names:
-        module_name, attr = dotted.rsplit(".", 1)
-        targets[id(getattr(importlib.import_module(module_name), attr))] = dotted
+        owner, attr = _owner(dotted)
+        targets[id(getattr(owner, attr))] = dotted
     if id(fn) in targets:  # the answer itself, handed in as the student's function
         return [targets[id(fn)]]
     code = getattr(fn, "__code__", None)

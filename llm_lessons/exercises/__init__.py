@@ -17,9 +17,15 @@ Modules:
   min-p, the repetition penalty, one step of beam search.
 - `llm_lessons.exercises.transformer`: chapters 3 and 4.2, the pre-norm block, sinusoidal
   encodings, RoPE, and appending to a key–value cache.
+- `llm_lessons.exercises.optimisation`: chapter 3.2, the learning-rate schedule (warmup, then
+  a cosine) and gradient-norm clipping.
 - `llm_lessons.exercises.attention`: chapter 4.1, the causal mask, attention (plain and
   masked), splitting and merging heads.
 - `llm_lessons.exercises.decoding`: chapter 4.3, top-k and top-p truncation.
+- `llm_lessons.exercises.mlm_filling`: chapter 4.4, filling masks from one forward pass, and
+  mask-predict's re-masking (which positions, how many).
+- `llm_lessons.exercises.article_fixes`: chapter 5, the float mask ``nn.MultiheadAttention``
+  expects, and measuring whether a model reads the future.
 - `llm_lessons.exercises.notebooks`: the instructor and student editions of a notebook
   (nbgrader's solution and hidden-test markers), and the answer key.
 - `llm_lessons.exercises.grading`: the autograder: a folder of submissions in, a CSV of scores
@@ -36,6 +42,7 @@ notebook, and grades a folder of submissions.
 check_causal_mask, T = 2: your mask is upper-triangular: query i w
 """
 
+from llm_lessons.exercises.article_fixes import check_future_leak, check_subsequent_mask
 from llm_lessons.exercises.attention import (
     check_attention,
     check_causal_mask,
@@ -54,6 +61,8 @@ from llm_lessons.exercises.foundations import (
     check_most_frequent_pair,
     check_shift_targets,
 )
+from llm_lessons.exercises.mlm_filling import check_fill_masks, check_remask, check_remask_counts
+from llm_lessons.exercises.optimisation import check_clip_grad_norm, check_lr_schedule
 from llm_lessons.exercises.search_and_scores import (
     check_beam_step,
     check_cohen_kappa,
@@ -69,9 +78,11 @@ from llm_lessons.exercises.transformer import (
 )
 
 __all__ = ["ExerciseFailed", "check_add_k_bigram", "check_attention", "check_beam_step",
-           "check_bits_per_byte", "check_bpe_merge", "check_causal_mask", "check_cohen_kappa",
-           "check_kv_cache_append", "check_mask_80_10_10", "check_masked_attention",
+           "check_bits_per_byte", "check_bpe_merge", "check_causal_mask", "check_clip_grad_norm",
+           "check_cohen_kappa", "check_fill_masks", "check_future_leak", "check_kv_cache_append",
+           "check_lr_schedule", "check_mask_80_10_10", "check_masked_attention",
            "check_merge_heads", "check_min_p", "check_most_frequent_pair", "check_perplexity",
-           "check_pre_norm_block", "check_repetition_penalty", "check_rope",
-           "check_shift_targets", "check_sinusoidal_encoding", "check_split_heads",
+           "check_pre_norm_block", "check_remask", "check_remask_counts",
+           "check_repetition_penalty", "check_rope", "check_shift_targets",
+           "check_sinusoidal_encoding", "check_split_heads", "check_subsequent_mask",
            "check_top_k", "check_top_p", "check_windowed_nll"]

@@ -10,15 +10,21 @@ calling them.
 Modules:
 
 - `llm_lessons.exercises.checking`: cases, named mistakes, forbidden shortcuts, ``run_check``.
+- `llm_lessons.exercises.scale_and_quality`: chapters 1 and 2.4b, the compute-optimal size,
+  a doubling time, distinct-n and BLEU's clipped precision.
+- `llm_lessons.exercises.likelihoods`: chapters 2.2, 2.3 and 3.3, a text's log-probability by
+  the chain rule, the pseudo-log-likelihood, the MLM loss and masked accuracy.
 - `llm_lessons.exercises.foundations`: chapter 2, add-k smoothing, BPE (the most frequent pair,
   a merge), shifted targets, BERT's 80/10/10 masking, bits per byte.
-- `llm_lessons.exercises.evaluation`: chapter 2.4, perplexity.
+- `llm_lessons.exercises.evaluation`: chapter 2.4, perplexity and one Elo update.
 - `llm_lessons.exercises.search_and_scores`: chapters 2.4 and 4.3, windowed NLL, Cohen's κ,
   min-p, the repetition penalty, one step of beam search.
 - `llm_lessons.exercises.transformer`: chapters 3 and 4.2, the pre-norm block, sinusoidal
   encodings, RoPE, and appending to a key–value cache.
 - `llm_lessons.exercises.optimisation`: chapter 3.2, the learning-rate schedule (warmup, then
   a cosine) and gradient-norm clipping.
+- `llm_lessons.exercises.layers`: chapters 3.1 and 4.2, layer normalisation and ALiBi's
+  distance biases.
 - `llm_lessons.exercises.attention`: chapter 4.1, the causal mask, attention (plain and
   masked), splitting and merging heads.
 - `llm_lessons.exercises.decoding`: chapter 4.3, top-k and top-p truncation.
@@ -52,7 +58,7 @@ from llm_lessons.exercises.attention import (
 )
 from llm_lessons.exercises.checking import ExerciseFailed
 from llm_lessons.exercises.decoding import check_top_k, check_top_p
-from llm_lessons.exercises.evaluation import check_perplexity
+from llm_lessons.exercises.evaluation import check_elo_update, check_perplexity
 from llm_lessons.exercises.foundations import (
     check_add_k_bigram,
     check_bits_per_byte,
@@ -61,8 +67,21 @@ from llm_lessons.exercises.foundations import (
     check_most_frequent_pair,
     check_shift_targets,
 )
+from llm_lessons.exercises.layers import check_alibi_bias, check_layer_norm
+from llm_lessons.exercises.likelihoods import (
+    check_masked_accuracy,
+    check_mlm_loss,
+    check_pseudo_log_likelihood,
+    check_sequence_log_prob,
+)
 from llm_lessons.exercises.mlm_filling import check_fill_masks, check_remask, check_remask_counts
 from llm_lessons.exercises.optimisation import check_clip_grad_norm, check_lr_schedule
+from llm_lessons.exercises.scale_and_quality import (
+    check_clipped_precision,
+    check_compute_optimal,
+    check_distinct_n,
+    check_doubling_time,
+)
 from llm_lessons.exercises.search_and_scores import (
     check_beam_step,
     check_cohen_kappa,
@@ -77,12 +96,15 @@ from llm_lessons.exercises.transformer import (
     check_sinusoidal_encoding,
 )
 
-__all__ = ["ExerciseFailed", "check_add_k_bigram", "check_attention", "check_beam_step",
-           "check_bits_per_byte", "check_bpe_merge", "check_causal_mask", "check_clip_grad_norm",
-           "check_cohen_kappa", "check_fill_masks", "check_future_leak", "check_kv_cache_append",
-           "check_lr_schedule", "check_mask_80_10_10", "check_masked_attention",
-           "check_merge_heads", "check_min_p", "check_most_frequent_pair", "check_perplexity",
-           "check_pre_norm_block", "check_remask", "check_remask_counts",
-           "check_repetition_penalty", "check_rope", "check_shift_targets",
-           "check_sinusoidal_encoding", "check_split_heads", "check_subsequent_mask",
-           "check_top_k", "check_top_p", "check_windowed_nll"]
+__all__ = ["ExerciseFailed", "check_add_k_bigram", "check_alibi_bias", "check_attention",
+           "check_beam_step", "check_bits_per_byte", "check_bpe_merge", "check_causal_mask",
+           "check_clip_grad_norm", "check_clipped_precision", "check_cohen_kappa",
+           "check_compute_optimal", "check_distinct_n", "check_doubling_time", "check_elo_update",
+           "check_fill_masks", "check_future_leak", "check_kv_cache_append", "check_layer_norm",
+           "check_lr_schedule", "check_mask_80_10_10", "check_masked_accuracy",
+           "check_masked_attention", "check_merge_heads", "check_min_p", "check_mlm_loss",
+           "check_most_frequent_pair", "check_perplexity", "check_pre_norm_block",
+           "check_pseudo_log_likelihood", "check_remask", "check_remask_counts",
+           "check_repetition_penalty", "check_rope", "check_sequence_log_prob",
+           "check_shift_targets", "check_sinusoidal_encoding", "check_split_heads",
+           "check_subsequent_mask", "check_top_k", "check_top_p", "check_windowed_nll"]

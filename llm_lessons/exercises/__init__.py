@@ -14,6 +14,16 @@ Modules:
   a doubling time, distinct-n and BLEU's clipped precision.
 - `llm_lessons.exercises.likelihoods`: chapters 2.2, 2.3 and 3.3, a text's log-probability by
   the chain rule, the pseudo-log-likelihood, the MLM loss and masked accuracy.
+- `llm_lessons.exercises.model_arithmetic`: chapters 1, 3.1, 3.2 and 3.3, a GPT's parameter
+  count, GELU, one AdamW step, the output bias at the log-frequencies.
+- `llm_lessons.exercises.counting_and_tokens`: chapters 2.1, 2.1b, 2.4 and 2.4c, interpolated
+  bigrams, encoding with BPE merges, one loss in three units, the expected calibration error.
+- `llm_lessons.exercises.text_models`: chapters 2.1, 2.1b, 2.4 and 2.4c, Kneser–Ney's
+  continuation probability, byte fallback, a Markov source's entropy rate, multiple choice.
+- `llm_lessons.exercises.generation_steps`: chapters 2.2, 2.3, 2.4b and 5, greedy generation
+  within a block size, the MLM targets, BLEU's brevity penalty, batch-first positions.
+- `llm_lessons.exercises.blocks_and_masks`: chapters 3.1, 4.1 and 5, the MLP, the padding mask,
+  the token-to-position norm ratio of the article's listing.
 - `llm_lessons.exercises.foundations`: chapter 2, add-k smoothing, BPE (the most frequent pair,
   a merge), shifted targets, BERT's 80/10/10 masking, bits per byte.
 - `llm_lessons.exercises.evaluation`: chapter 2.4, perplexity and one Elo update.
@@ -56,7 +66,18 @@ from llm_lessons.exercises.attention import (
     check_merge_heads,
     check_split_heads,
 )
+from llm_lessons.exercises.blocks_and_masks import (
+    check_mlp,
+    check_norm_ratio,
+    check_padding_mask,
+)
 from llm_lessons.exercises.checking import ExerciseFailed
+from llm_lessons.exercises.counting_and_tokens import (
+    check_bpe_encode,
+    check_calibration_error,
+    check_interpolated_bigram,
+    check_perplexity_units,
+)
 from llm_lessons.exercises.decoding import check_top_k, check_top_p
 from llm_lessons.exercises.evaluation import check_elo_update, check_perplexity
 from llm_lessons.exercises.foundations import (
@@ -67,6 +88,12 @@ from llm_lessons.exercises.foundations import (
     check_most_frequent_pair,
     check_shift_targets,
 )
+from llm_lessons.exercises.generation_steps import (
+    check_brevity_penalty,
+    check_embed_with_positions,
+    check_greedy_generate,
+    check_mlm_targets,
+)
 from llm_lessons.exercises.layers import check_alibi_bias, check_layer_norm
 from llm_lessons.exercises.likelihoods import (
     check_masked_accuracy,
@@ -75,6 +102,12 @@ from llm_lessons.exercises.likelihoods import (
     check_sequence_log_prob,
 )
 from llm_lessons.exercises.mlm_filling import check_fill_masks, check_remask, check_remask_counts
+from llm_lessons.exercises.model_arithmetic import (
+    check_adamw_step,
+    check_gelu,
+    check_gpt_param_count,
+    check_unigram_bias,
+)
 from llm_lessons.exercises.optimisation import check_clip_grad_norm, check_lr_schedule
 from llm_lessons.exercises.scale_and_quality import (
     check_clipped_precision,
@@ -89,6 +122,12 @@ from llm_lessons.exercises.search_and_scores import (
     check_repetition_penalty,
     check_windowed_nll,
 )
+from llm_lessons.exercises.text_models import (
+    check_byte_fallback,
+    check_continuation_prob,
+    check_entropy_rate,
+    check_multiple_choice,
+)
 from llm_lessons.exercises.transformer import (
     check_kv_cache_append,
     check_pre_norm_block,
@@ -96,15 +135,21 @@ from llm_lessons.exercises.transformer import (
     check_sinusoidal_encoding,
 )
 
-__all__ = ["ExerciseFailed", "check_add_k_bigram", "check_alibi_bias", "check_attention",
-           "check_beam_step", "check_bits_per_byte", "check_bpe_merge", "check_causal_mask",
-           "check_clip_grad_norm", "check_clipped_precision", "check_cohen_kappa",
-           "check_compute_optimal", "check_distinct_n", "check_doubling_time", "check_elo_update",
-           "check_fill_masks", "check_future_leak", "check_kv_cache_append", "check_layer_norm",
-           "check_lr_schedule", "check_mask_80_10_10", "check_masked_accuracy",
+__all__ = ["ExerciseFailed", "check_adamw_step", "check_add_k_bigram", "check_alibi_bias",
+           "check_attention", "check_beam_step", "check_bits_per_byte", "check_bpe_encode",
+           "check_bpe_merge", "check_brevity_penalty", "check_byte_fallback",
+           "check_calibration_error", "check_causal_mask", "check_clip_grad_norm",
+           "check_clipped_precision", "check_cohen_kappa", "check_compute_optimal",
+           "check_continuation_prob", "check_distinct_n", "check_doubling_time",
+           "check_elo_update", "check_embed_with_positions", "check_entropy_rate",
+           "check_fill_masks", "check_future_leak", "check_gelu", "check_gpt_param_count",
+           "check_greedy_generate", "check_interpolated_bigram", "check_kv_cache_append",
+           "check_layer_norm", "check_lr_schedule", "check_mask_80_10_10", "check_masked_accuracy",
            "check_masked_attention", "check_merge_heads", "check_min_p", "check_mlm_loss",
-           "check_most_frequent_pair", "check_perplexity", "check_pre_norm_block",
-           "check_pseudo_log_likelihood", "check_remask", "check_remask_counts",
-           "check_repetition_penalty", "check_rope", "check_sequence_log_prob",
-           "check_shift_targets", "check_sinusoidal_encoding", "check_split_heads",
-           "check_subsequent_mask", "check_top_k", "check_top_p", "check_windowed_nll"]
+           "check_mlm_targets", "check_mlp", "check_most_frequent_pair", "check_multiple_choice",
+           "check_norm_ratio", "check_padding_mask", "check_perplexity", "check_perplexity_units",
+           "check_pre_norm_block", "check_pseudo_log_likelihood", "check_remask",
+           "check_remask_counts", "check_repetition_penalty", "check_rope",
+           "check_sequence_log_prob", "check_shift_targets", "check_sinusoidal_encoding",
+           "check_split_heads", "check_subsequent_mask", "check_top_k", "check_top_p",
+           "check_unigram_bias", "check_windowed_nll"]

@@ -65,3 +65,20 @@ def test_the_student_edition_holds_no_answer(path):
             assert answer not in student, f"{gid}: its answer is in the student edition"
             assert answer.strip(), f"{gid}: an empty answer"
     assert BEGIN not in student and END not in student
+
+
+def test_every_notebook_ends_with_checked_exercises():
+    """The classroom bar: at least three checked exercises in every notebook, sixty in the book,
+    each statement graded easy / medium / hard and numbered in the book's order."""
+    total = 0
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        checks = [i for i, c in enumerate(cells) if is_check(c)]
+        assert len(checks) >= 3, f"{path.stem}: {len(checks)} checked exercises"
+        for i in checks:  # the statement is the markdown cell before the answer cell
+            statement = cells[i - 2]
+            assert statement.cell_type == "markdown", (path.stem, i)
+            assert re.match(r"\*\*Exercise [\w.]+ \((easy|medium|hard)\): ", statement.source), (
+                path.stem, statement.source[:60])
+        total += len(checks)
+    assert total >= 60, f"{total} checked exercises in the book"

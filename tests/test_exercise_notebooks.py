@@ -138,3 +138,22 @@ def test_the_autograder_grades_a_class(tmp_path, one_numeric_path):
     assert "could not read" in got[("unreadable", "ex-mask")][1]
     feedback = (tmp_path / "out" / "wrong_mask.feedback.md").read_text(encoding="utf-8")
     assert feedback.startswith("# Feedback for wrong_mask: 0 / 3")
+
+
+@pytest.mark.parametrize("name", ["01_scale", "02_2_autoregressive"])
+def test_a_real_student_edition_runs_top_to_bottom(name, tmp_path, one_numeric_path):
+    """A book notebook's student edition, as a student gets it: every cell runs, and only the
+    checks of the unanswered exercises fail, each saying the function is not implemented yet.
+    (Two of the quickest notebooks; test_classroom checks every notebook's cells statically.)"""
+    folder = os.path.join(os.path.dirname(__file__), os.pardir, "notebooks")
+    instructor = nbformat.read(os.path.join(folder, f"{name}.ipynb"), as_version=4)
+    checks = [nbgrader(c)["grade_id"] for c in instructor.cells if nbgrader(c).get("grade") is True]
+    student = student_edition(instructor)
+    from nbclient import NotebookClient
+
+    NotebookClient(student, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": folder}}).execute()
+    errors = [(nbgrader(c).get("grade_id"), o) for c in student.cells for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert len(checks) >= 2 and [gid for gid, _ in errors] == checks
+    assert all("not implemented yet" in o["evalue"] for _, o in errors), [o["evalue"] for _, o in errors]

@@ -2,6 +2,7 @@
 
     python scripts/classroom.py student OUT           # OUT/notebooks/*.ipynb (stubs) + OUT/answer_key/*.md
     python scripts/classroom.py grade NOTEBOOK SUBMISSIONS OUT [--timeout 60]
+    python scripts/classroom.py book OUT              # OUT/_build/html: the book, no solutions
 
 ``student`` writes every notebook of ``_toc.yml`` with its answers replaced by stubs that raise
 ``NotImplementedError`` and its hidden tests removed, and one answer key per notebook (keep the
@@ -9,11 +10,15 @@ key to yourself). ``grade`` runs every ``*.ipynb`` in SUBMISSIONS (one per stude
 the student) against the instructor notebook NOTEBOOK (e.g. ``notebooks/04_1_attention.ipynb``)
 and writes ``OUT/grades.csv`` and ``OUT/<student>.feedback.md``. The notebooks use nbgrader's
 markers and metadata, so nbgrader can import them as they are (``llm_lessons.exercises.notebooks``).
+``book`` builds both editions of the book for students (``book/_ext/student_book.py``): the pages
+without their solution dropdowns, the notebooks as their student editions.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -46,11 +51,18 @@ def main() -> None:
     grade.add_argument("submissions", type=Path)
     grade.add_argument("out", type=Path)
     grade.add_argument("--timeout", type=int, default=60, help="seconds per cell")
+    book = sub.add_parser("book")
+    book.add_argument("out", type=Path)
     args = parser.parse_args()
     if args.command == "student":
         written = write_student_edition(args.out)
         print(f"wrote {len(written)} student notebooks to {args.out / 'notebooks'} and their "
               f"answer keys to {args.out / 'answer_key'}")
+    elif args.command == "book":  # the usual build, with book/_ext/student_book.py switched on
+        root = Path(__file__).resolve().parent.parent
+        env = {**os.environ, "LLM_LESSONS_STUDENT_BOOK": "1"}
+        subprocess.run(["bash", str(root / "scripts" / "build_book.sh"), str(args.out.resolve())],
+                       cwd=root, env=env, check=True)
     else:
         grades = grading.grade_folder(args.notebook, args.submissions, args.out, args.timeout)
         students = sorted({g.student for g in grades})

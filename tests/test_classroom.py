@@ -82,3 +82,44 @@ def test_every_notebook_ends_with_checked_exercises():
                 path.stem, statement.source[:60])
         total += len(checks)
     assert total >= 60, f"{total} checked exercises in the book"
+
+
+_ext = importlib.util.spec_from_file_location("student_book", ROOT / "book" / "_ext" / "student_book.py")
+student_book = importlib.util.module_from_spec(_ext)
+_ext.loader.exec_module(student_book)
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.stem)
+def test_the_student_book_drops_every_page_solution_and_nothing_else(page):
+    text = page.read_text(encoding="utf-8")
+    lines, kept, inside = text.splitlines(keepends=True), [], None
+    for line in lines:  # an independent cut: from the opening fence to the fence at its indent
+        if inside is None and line.strip() == "```{dropdown} Solution":
+            inside = line[: len(line) - len(line.lstrip())]
+        elif inside is not None and line.rstrip("\n") == inside + "```":
+            inside = None
+        elif inside is None:
+            kept.append(line)
+    student = student_book.without_solutions(text)
+    assert student == "".join(kept)
+    assert "{dropdown} Solution" not in student
+    assert student.count("\n1. ") == text.count("\n1. "), "an exercise went with its solution"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_student_book_renders_each_notebook_as_its_student_edition(path):
+    nb = nbformat.read(path, as_version=4)
+    student = nbformat.reads(student_book.student_notebook(nbformat.writes(nb)), as_version=4)
+    text = "\n".join(c.source for c in student.cells)
+    for cell in nb.cells:
+        for answer in answers(cell) if cell.cell_type == "code" and is_solution(cell) else []:
+            assert answer not in text
+    stubs = [c for c in student.cells if c.cell_type == "code" and is_solution(c)]
+    assert stubs and all("hide-input" not in c.metadata.get("tags", []) for c in stubs)
+    assert all(not c.outputs for c in student.cells if is_check(c)), "a check kept the teacher's output"
+
+
+def test_the_student_book_extension_examples():
+    import doctest
+
+    assert doctest.testmod(student_book).failed == 0

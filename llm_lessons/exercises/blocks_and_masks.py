@@ -22,14 +22,11 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, run_check
+from llm_lessons.exercises.checking import Case, Mistake, random_int, run_check
 from llm_lessons.positional import sinusoidal_encoding
 
 MASK_ANSWERS = ("llm_lessons.attention.causal_mask", "llm_lessons.attention.padding_mask")
 
-
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))
 
 
 def _keep(lengths, T, combine="and", on="keys", causal=True, padding=True, side="right"):
@@ -63,9 +60,9 @@ def check_padding_mask(fn: Callable, n_cases: int = 10, seed: int = 0) -> str:
     cases = [Case((lengths, T), _keep(lengths, T), f"{what}: lengths = {lengths.tolist()}, T = {T}")
              for lengths, T, what in fixed]
     while len(cases) < n_cases:
-        B, T = _int(g, 1, 5), _int(g, 2, 10)
+        B, T = random_int(g, 1, 5), random_int(g, 2, 10)
         lengths = torch.randint(1, T + 1, (B,), generator=g)
-        lengths[0] = _int(g, 1, T)  # at least one padded sequence
+        lengths[0] = random_int(g, 1, T)  # at least one padded sequence
         cases.append(Case((lengths, T), _keep(lengths, T), f"lengths = {lengths.tolist()}, T = {T}"))
     mistakes = [
         Mistake("or", lambda n, T: _keep(n, T, combine="or"),
@@ -116,7 +113,8 @@ def check_mlp(fn: Callable, n_cases: int = 10, seed: int = 1) -> str:
     cases = [Case(worked, _mlp(*worked), "the worked example (C = 1)")]
     shapes = [(1, 1, 2, "x = 0: the output is GELU(b1) w2^T + b2"), (2, 3, 4, ""), (1, 5, 8, "")]
     while len(cases) < n_cases:
-        B, T, C, what = shapes.pop(0) if shapes else (_int(g, 1, 4), _int(g, 1, 7), _int(g, 1, 13), "")
+        B, T, C, what = shapes.pop(0) if shapes else (
+            random_int(g, 1, 4), random_int(g, 1, 7), random_int(g, 1, 13), "")
         x = torch.zeros(B, T, C) if what else torch.randn(B, T, C, generator=g) * 1.5
         # Hidden values of a few units: where ReLU, both GELUs and no GELU at all part company.
         w1, w2 = torch.randn(4 * C, C, generator=g), torch.randn(C, 4 * C, generator=g) / math.sqrt(C)
@@ -170,7 +168,7 @@ def check_norm_ratio(fn: Callable, n_cases: int = 10, seed: int = 2) -> str:
     cases = [Case(worked, _ratio(*worked), "the worked example"),
              Case(listing, _ratio(*listing), "the listing's sizes: V = 30, T = 32, C = 64, scale 8")]
     while len(cases) < n_cases:
-        V, T, C = _int(g, 2, 20), _int(g, 2, 20), 2 * _int(g, 1, 9)
+        V, T, C = random_int(g, 2, 20), random_int(g, 2, 20), 2 * random_int(g, 1, 9)
         table = torch.randn(V, C, generator=g) * float(torch.rand((), generator=g) * 2 + 0.1)
         table += torch.randn(C, generator=g)  # a common offset: the mean row is not near 0
         pe = sinusoidal_encoding(T, C) + 0.3 * torch.randn(T, C, generator=g)

@@ -62,6 +62,16 @@ class Mistake:
     hint: str
 
 
+def random_int(g: torch.Generator, low: int, high: int) -> int:
+    """One integer in [low, high) from the checker's seeded generator (cases are reproducible)."""
+    return int(torch.randint(low, high, (), generator=g))
+
+
+def random_float(g: torch.Generator, low: float, high: float) -> float:
+    """One float in [low, high) from the checker's seeded generator."""
+    return low + (high - low) * float(torch.rand((), generator=g))
+
+
 def clone_args(args: tuple) -> tuple:
     """Fresh copies, so neither the student nor a mistake can change the checker's inputs."""
     return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)

@@ -31,13 +31,10 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, available, run_check
+from llm_lessons.exercises.checking import Case, Mistake, available, random_int, run_check
 
 LN2 = math.log(2)
 
-
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))  # one integer in [low, high)
 
 
 def _interpolated(bigram, unigram, lam, swap=False, raw=False, columns=False, unseen="unigram"):
@@ -70,10 +67,11 @@ def check_interpolated_bigram(fn: Callable, n_cases: int = 12, seed: int = 0) ->
              ([0, 1, 2, 0, 2, 1, 3], 4, 1.0, "lam = 1, the text [0, 1, 2, 0, 2, 1, 3]"),
              ([2, 0, 1, 1, 2, 0, 2], 3, 0.0, "lam = 0, the text [2, 0, 1, 1, 2, 0, 2]")]
     while len(fixed) < n_cases:
-        V = _int(g, 3, 9)
-        seq = torch.randint(0, V - 1, (_int(g, V, 4 * V),), generator=g).tolist()
+        V = random_int(g, 3, 9)
+        seq = torch.randint(0, V - 1, (random_int(g, V, 4 * V),), generator=g).tolist()
         seq += [t for t in range(V - 1) if t not in seq[1:]]  # every token follows one: no empty column
-        seq.insert(len(seq) if len(fixed) % 3 else _int(g, 1, len(seq)), V - 1)  # 2 in 3: only at the end
+        at = len(seq) if len(fixed) % 3 else random_int(g, 1, len(seq))  # 2 in 3: only at the end
+        seq.insert(at, V - 1)
         relabel = torch.randperm(V, generator=g).tolist()  # the unseen context is any id
         lam = round(0.05 + 0.9 * float(torch.rand((), generator=g)), 2)
         fixed.append(([relabel[t] for t in seq], V, 0.3 if abs(lam - 0.5) < 0.05 else lam, "random"))
@@ -153,11 +151,13 @@ def check_bpe_encode(fn: Callable, n_cases: int = 16, seed: int = 1) -> str:
              ("lower", [("l", "o"), ("lo", "w"), ("e", "r"), ("low", "er")]),
              ("xyz", [("a", "b")]), ("a", [("a", "a")]), ("abc", [])]
     while len(fixed) < n_cases:
-        letters = "abcd"[: _int(g, 2, 5)]
-        words = ["".join(letters[i] for i in torch.randint(0, len(letters), (_int(g, 2, 9),), generator=g))
-                 for _ in range(_int(g, 3, 7))]
-        merges = _learn(words, _int(g, 2, 7))
-        word = "".join(letters[i] for i in torch.randint(0, len(letters), (_int(g, 3, 13),), generator=g))
+        letters = "abcd"[: random_int(g, 2, 5)]
+        words = ["".join(letters[i] for i in torch.randint(0, len(letters), (random_int(g, 2, 9),),
+                                                           generator=g))
+                 for _ in range(random_int(g, 3, 7))]
+        merges = _learn(words, random_int(g, 2, 7))
+        length = random_int(g, 3, 13)
+        word = "".join(letters[i] for i in torch.randint(0, len(letters), (length,), generator=g))
         fixed.append((words[0] if len(fixed) % 2 else word, merges))
     cases = [Case((word, merges), _encode(word, merges), f"word = {word!r}, merges = {merges}")
              for word, merges in fixed]
@@ -203,7 +203,7 @@ def check_perplexity_units(fn: Callable, n_cases: int = 12, seed: int = 2) -> st
              ((55.5, 40, 40), "a character-level tokenizer (n_tokens = n_chars = 40)"),
              ((3.2, 1, 5), "one token of 5 characters")]
     while len(fixed) < n_cases:
-        n_chars = _int(g, 10, 5000)
+        n_chars = random_int(g, 10, 5000)
         n_tokens = max(1, round(n_chars / (1 + 4 * float(torch.rand((), generator=g)))))
         nll = round(n_tokens * (0.5 + 4.5 * float(torch.rand((), generator=g))), 3)
         fixed.append(((nll, n_tokens, n_chars), "random"))
@@ -262,7 +262,7 @@ def check_calibration_error(fn: Callable, n_cases: int = 12, seed: int = 3) -> s
              (t([0.0, 0.75, 0.7, 0.2]), t([False, True, False, True]), 4, "0.0, and 0.75 on an edge"),
              (t([0.3, 0.9, 0.55, 0.6, 0.7]), t([True, True, False, False, True]), 1, "a single bin")]
     while len(fixed) < n_cases:
-        n_bins, N = [3, 5, 10, 15][_int(g, 0, 4)], _int(g, 4, 60)
+        n_bins, N = [3, 5, 10, 15][random_int(g, 0, 4)], random_int(g, 4, 60)
         bin_of = torch.randint(0, n_bins, (N,), generator=g)
         conf = (bin_of + 0.02 + 0.96 * torch.rand(N, generator=g)) / n_bins  # never near an edge
         over = 0.3 * float(torch.rand((), generator=g))  # how over-confident this model is

@@ -21,16 +21,13 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, available, run_check
+from llm_lessons.exercises.checking import Case, Mistake, available, random_int, run_check
 
 GENERATE_ANSWERS = ("llm_lessons.sampling.generate", "llm_lessons.sampling.StepDecoder.__call__",
                     "llm_lessons.gpt.GPT.generate", "llm_lessons.beam_search.beam_search")
 BLEU_ANSWERS = ("llm_lessons.evaluation.text_metrics.bleu", "llm_lessons.evaluation.text_metrics.sacre_bleu",
                 "sacrebleu.metrics.bleu.BLEU.compute_bleu")
 
-
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))
 
 
 def fake_causal_lm(V: int, block_size: int, g: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -86,7 +83,8 @@ def check_greedy_generate(fn: Callable, n_cases: int = 12, seed: int = 0) -> str
              (9, 3, 7, 4, "a prompt longer than block_size"),
              (6, 1, 3, 4, "block_size 1: only the last token is read")]
     while len(fixed) < n_cases:
-        fixed.append((_int(g, 5, 13), _int(g, 2, 7), _int(g, 1, 9), _int(g, 1, 9), ""))
+        fixed.append((random_int(g, 5, 13), random_int(g, 2, 7), random_int(g, 1, 9),
+                      random_int(g, 1, 9), ""))
     cases = []
     for V, block_size, T0, n_new, what in fixed:
         model, ids = fake_causal_lm(V, block_size, g), torch.randint(0, V, (T0,), generator=g)
@@ -125,7 +123,7 @@ def _corrupt(g, T, V, mask_id):
     original = torch.randint(0, V - 1, (T,), generator=g)
     original += (original >= mask_id).long()  # skip mask_id
     selected = torch.rand(T, generator=g) < 0.2 + 0.4 * float(torch.rand((), generator=g))
-    selected[_int(g, 0, T)] = True
+    selected[random_int(g, 0, T)] = True
     how = torch.rand(T, generator=g)
     other = (original + torch.randint(1, V - 1, (T,), generator=g)) % V  # a different token
     other = torch.where(other == mask_id, (other + 1) % V, other)
@@ -150,8 +148,8 @@ def check_mlm_targets(fn: Callable, n_cases: int = 12, seed: int = 1) -> str:
               "masked, random (5 -> 0) and unchanged (the 1 at position 3) selected positions"),
              (t([4]), t([0]), t([yes]), 0, "one token, masked")]
     while len(fixed) < n_cases:
-        T, V = _int(g, 4, 21), _int(g, 6, 30)
-        mask_id = _int(g, 0, V)
+        T, V = random_int(g, 4, 21), random_int(g, 6, 30)
+        mask_id = random_int(g, 0, V)
         fixed.append((*_corrupt(g, T, V, mask_id), mask_id, ""))
     cases = [Case((o, c, s), _targets(o, c, s),
                   f"{what + ': ' if what else ''}original {o.tolist()}, corrupted {c.tolist()} "
@@ -196,7 +194,7 @@ def check_brevity_penalty(fn: Callable, n_cases: int = 16, seed: int = 2) -> str
              ((0, 5), "an empty candidate"), ((1, 10), "a much shorter candidate"),
              ((10, 1), "a much longer candidate"), ((9, 12), ""), ((1, 1), "")]
     while len(fixed) < n_cases:
-        fixed.append(((_int(g, 0, 31), _int(g, 1, 31)), ""))
+        fixed.append(((random_int(g, 0, 31), random_int(g, 1, 31)), ""))
     cases = [Case(args, _bp(*args), f"{what + ': ' if what else ''}(c, r) = {args}") for args, what in fixed]
     mistakes = [
         Mistake("reversed", lambda c, r: _bp(c, r, ratio="c/r"),
@@ -244,8 +242,9 @@ def check_embed_with_positions(fn: Callable, n_cases: int = 12, seed: int = 3) -
              (2, 6, 9, 8, 6, "max_len = T"), (4, 3, 6, 6, 5, "more sequences than positions"),
              (3, 3, 8, 4, 3, "B = T")]
     while len(sizes) < n_cases:
-        B, T = _int(g, 1, 6), _int(g, 1, 9)
-        sizes.append((B, T, _int(g, 3, 20), 2 * _int(g, 1, 9), max(B, T) + _int(g, 0, 5), ""))
+        B, T = random_int(g, 1, 6), random_int(g, 1, 9)
+        sizes.append((B, T, random_int(g, 3, 20), 2 * random_int(g, 1, 9),
+                      max(B, T) + random_int(g, 0, 5), ""))
     cases = []
     for B, T, V, C, max_len, what in sizes:
         ids, table = torch.randint(0, V, (B, T), generator=g), torch.randn(V, C, generator=g)

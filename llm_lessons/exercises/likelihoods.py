@@ -21,13 +21,10 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, available, run_check
+from llm_lessons.exercises.checking import Case, Mistake, available, random_int, run_check
 
 NEG_INF = float("-inf")
 
-
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))
 
 
 def _seq_logp(logits, ids, shift=True, norm="vocabulary", reduce="sum"):
@@ -60,7 +57,7 @@ def check_sequence_log_prob(fn: Callable, n_cases: int = 12, seed: int = 0) -> s
                   _seq_logp(peaked + 9 * torch.nn.functional.one_hot(right[:-1], 6), right),
                   f"peaked logits that favour the wrong tokens, ids {right.tolist()}")]
     while len(cases) < n_cases:
-        T, V = _int(g, 1, 13), _int(g, 2, 21)
+        T, V = random_int(g, 1, 13), random_int(g, 2, 21)
         logits = torch.randn(T, V, generator=g) * (0.5 + 2.5 * float(torch.rand((), generator=g)))
         ids = torch.randint(0, V, (T + 1,), generator=g)
         cases.append(Case((logits, ids), _seq_logp(logits, ids), f"T = {T}, V = {V}, ids = {ids.tolist()}"))
@@ -132,8 +129,8 @@ def check_pseudo_log_likelihood(fn: Callable, n_cases: int = 10, seed: int = 1) 
     fixed = [(5, t([2]), 0, "a single token (its only context is [MASK])"),
              (6, t([1, 4, 1, 3]), 0, "mask_id 0"), (6, t([0, 2, 2, 4, 1]), 5, "mask_id V - 1")]
     while len(fixed) < n_cases:
-        T, V = _int(g, 2, 9), _int(g, 4, 13)
-        mask_id = _int(g, 0, V)
+        T, V = random_int(g, 2, 9), random_int(g, 4, 13)
+        mask_id = random_int(g, 0, V)
         ids = torch.randint(0, V - 1, (T,), generator=g)
         fixed.append((V, ids + (ids >= mask_id).long(), mask_id, ""))  # ordinary tokens: never mask_id
     cases = []
@@ -180,7 +177,7 @@ def _batches(g, n_cases, hit_rate):
              (2, 6, 7, [1, 4], "rows with 1 and 4 selected positions"),
              (3, 4, 5, [4, 2, 1], "rows with 4, 2 and 1 selected positions (every position in row 0)")]
     while len(sizes) < n_cases:
-        sizes.append((_int(g, 1, 5), _int(g, 2, 11), _int(g, 3, 13), None, "random"))
+        sizes.append((random_int(g, 1, 5), random_int(g, 2, 11), random_int(g, 3, 13), None, "random"))
     out = []
     for B, T, V, counts, what in sizes:
         logits, targets = _batch(g, B, T, V, counts, hit_rate)

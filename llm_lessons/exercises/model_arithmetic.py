@@ -19,11 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, available, run_check
-
-
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))
+from llm_lessons.exercises.checking import Case, Mistake, available, random_int, run_check
 
 
 def _params(L, d, V, T, tied=True, exact=True, positions=True, widen=4):
@@ -48,7 +44,8 @@ def check_gpt_param_count(fn: Callable, n_cases: int = 10, seed: int = 0) -> str
     fixed = [((12, 768, 50257, 1024), "GPT-2 small"), ((24, 1024, 50257, 1024), "GPT-2 medium"),
              ((4, 128, 65, 64), "a nano GPT for characters"), ((1, 1, 1, 1), "everything 1")]
     while len(fixed) < n_cases:
-        fixed.append(((_int(g, 1, 13), 8 * _int(g, 1, 65), _int(g, 2, 4000), _int(g, 8, 1025)), ""))
+        fixed.append(((random_int(g, 1, 13), 8 * random_int(g, 1, 65), random_int(g, 2, 4000),
+                       random_int(g, 8, 1025)), ""))
     cases = [Case(args, _params(*args), f"{what + ': ' if what else ''}(n_layer, d_model, vocab_size, "
                   f"block_size) = {args}") for args, what in fixed]
     mistakes = [
@@ -95,7 +92,7 @@ def check_gelu(fn: Callable, n_cases: int = 10, seed: int = 1) -> str:
               (t([-8.0, -5.0, 5.0, 8.0]), "large |x|: GELU is nearly 0 and nearly x"),
               (torch.linspace(-4, 4, 33, dtype=torch.float64).reshape(3, 11), "a (3, 11) grid")]
     while len(inputs) < n_cases:
-        shape = tuple(_int(g, 1, 6) for _ in range(_int(g, 1, 4)))
+        shape = tuple(random_int(g, 1, 6) for _ in range(random_int(g, 1, 4)))
         inputs.append((torch.randn(shape, generator=g, dtype=torch.float64) * 2.5, f"random, shape {shape}"))
     cases = [Case((x,), _gelu(x), label) for x, label in inputs]
     mistakes = [
@@ -159,15 +156,15 @@ def check_adamw_step(fn: Callable, n_cases: int = 12, seed: int = 2) -> str:
                t([[1e-4, 0.0], [0.01, 0.5]]), 3, 0.05, 0.9, 0.95, 1e-2, 0.1),
               "step 3, eps 1e-2 and a zero gradient with zero moments")]
     while len(fixed) < n_cases:
-        shape = tuple(_int(g, 1, 6) for _ in range(_int(g, 1, 3)))
+        shape = tuple(random_int(g, 1, 6) for _ in range(random_int(g, 1, 3)))
         scale = 10 ** float(torch.empty(()).uniform_(-4, 0, generator=g))  # gradients of every size
         param, grad = torch.randn(shape, generator=g, dtype=torch.float64), torch.randn(
             shape, generator=g, dtype=torch.float64) * scale
         m = torch.randn(shape, generator=g, dtype=torch.float64) * scale * 0.5
         v = (torch.randn(shape, generator=g, dtype=torch.float64) * scale) ** 2  # >= 0
-        hyper = (_int(g, 1, 60), round(10 ** float(torch.empty(()).uniform_(-3, -1, generator=g)), 5),
-                 0.9, [0.95, 0.999][_int(g, 0, 2)], [1e-8, 1e-6, 1e-3][_int(g, 0, 3)],
-                 [0.01, 0.1, 0.5][_int(g, 0, 3)])
+        hyper = (random_int(g, 1, 60), round(10 ** float(torch.empty(()).uniform_(-3, -1, generator=g)), 5),
+                 0.9, [0.95, 0.999][random_int(g, 0, 2)], [1e-8, 1e-6, 1e-3][random_int(g, 0, 3)],
+                 [0.01, 0.1, 0.5][random_int(g, 0, 3)])
         fixed.append(((param, grad, m, v, *hyper), f"shape {shape}, (step, lr, beta1, beta2, eps, "
                                                    f"weight_decay) = {hyper}"))
     cases = [Case(args, _adamw(*args), label) for args, label in fixed]
@@ -213,7 +210,7 @@ def check_unigram_bias(fn: Callable, n_cases: int = 12, seed: int = 3) -> str:
              (t([1, 1, 1, 1, 1, 1]), 2, "one token only"), (t([0, 1, 2, 3]), 4, "every token once"),
              (t([7, 3, 7]), 40, "most tokens unseen")]
     while len(fixed) < n_cases:
-        V, N = _int(g, 2, 31), _int(g, 1, 80)
+        V, N = random_int(g, 2, 31), random_int(g, 1, 80)
         weights = torch.rand(V, generator=g) ** 4  # skewed: a few frequent tokens, some unseen
         fixed.append((torch.multinomial(weights, N, replacement=True, generator=g), V, "random"))
     cases = [Case((ids, V), _unigram(ids, V), f"{what}, V = {V}, ids = {ids.tolist()}")

@@ -23,15 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, run_check
-
-
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))
-
-
-def _uniform(g: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=g))
+from llm_lessons.exercises.checking import Case, Mistake, random_float, random_int, run_check
 
 
 def _optimal(C: float, flops_per_token: float = 6.0, ratio: float = 20.0, root: bool = True,
@@ -52,7 +44,7 @@ def check_compute_optimal(fn: Callable, n_cases: int = 12, seed: int = 0) -> str
              (5.88e23, "C = 5.88e23, Chinchilla's budget"), (3.14e23, "C = 3.14e23, GPT-3's budget")]
     cases = [Case((C,), _optimal(C), label) for C, label in fixed]
     while len(cases) < n_cases:
-        C = float(f"{10 ** _uniform(g, 15, 26):.3g}")  # from a laptop's hour to a frontier model
+        C = float(f"{10 ** random_float(g, 15, 26):.3g}")  # from a laptop's hour to a frontier model
         cases.append(Case((C,), _optimal(C), f"C = {C:.3g}"))
     mistakes = [
         Mistake("no 6", lambda C: _optimal(C, flops_per_token=1.0),
@@ -99,10 +91,10 @@ def check_doubling_time(fn: Callable, n_cases: int = 14, seed: int = 1) -> str:
               "noisy growth, years 2019..2023, values [1, 1.5, 5, 6, 20]")]
     cases = [Case((x, v), _doubling(x, v), label) for x, v, label in fixed]
     while len(cases) < n_cases:
-        k, T = _int(g, 3, 13), _uniform(g, 0.3, 3.0) * (1 if len(cases) % 4 else -1)
-        x = sorted(round(_uniform(g, 2010, 2025), 2) for _ in range(k))
+        k, T = random_int(g, 3, 13), random_float(g, 0.3, 3.0) * (1 if len(cases) % 4 else -1)
+        x = sorted(round(random_float(g, 2010, 2025), 2) for _ in range(k))
         noise = (torch.randn(k, generator=g, dtype=torch.float64) * 0.4).tolist()  # in doublings
-        start = 10 ** _uniform(g, 0, 9)
+        start = 10 ** random_float(g, 0, 9)
         v = [float(f"{start * 2 ** ((a - x[0]) / T + e):.4g}") for a, e in zip(x, noise, strict=True)]
         if x[-1] - x[0] < 2 or abs(_doubling(x, v, slope_only=True)) < 0.2:  # a flat fit is all noise
             continue
@@ -166,8 +158,9 @@ def check_distinct_n(fn: Callable, n_cases: int = 18, seed: int = 2) -> str:
              (["the cat sat".split(), "the cat ran".split()], 2, 'words "the cat sat", "the cat ran", n = 2')]
     cases = [Case((s, n), _distinct(s, n), label) for s, n, label in fixed]
     while len(cases) < n_cases:
-        n, chars = _int(g, 1, 4), bool(_int(g, 0, 2))
-        samples = [_tokens(g, _int(g, 0, 11), _int(g, 2, 5), chars) for _ in range(_int(g, 1, 6))]
+        n, chars = random_int(g, 1, 4), bool(random_int(g, 0, 2))
+        samples = [_tokens(g, random_int(g, 0, 11), random_int(g, 2, 5), chars)
+                   for _ in range(random_int(g, 1, 6))]
         shown = ["".join(s) if chars else s for s in samples]  # few tokens: repeats are likely
         cases.append(Case((samples, n), _distinct(samples, n), f"samples {shown}, n = {n}"))
     mistakes = [
@@ -228,8 +221,8 @@ def check_clipped_precision(fn: Callable, n_cases: int = 18, seed: int = 3) -> s
              (list("banana"), list("bandana"), 2, 'characters: "banana" against "bandana", n = 2')]
     cases = [Case((c, r, n), _precision(c, r, n), label) for c, r, n, label in fixed]
     while len(cases) < n_cases:
-        n, chars, alphabet = _int(g, 1, 4), bool(_int(g, 0, 2)), _int(g, 2, 5)
-        cand, ref = (_tokens(g, _int(g, 0, 13), alphabet, chars) for _ in range(2))
+        n, chars, alphabet = random_int(g, 1, 4), bool(random_int(g, 0, 2)), random_int(g, 2, 5)
+        cand, ref = (_tokens(g, random_int(g, 0, 13), alphabet, chars) for _ in range(2))
         shown = ("".join(cand), "".join(ref)) if chars else (cand, ref)
         cases.append(Case((cand, ref, n), _precision(cand, ref, n),
                           f"candidate {shown[0]!r}, reference {shown[1]!r}, n = {n}"))

@@ -18,17 +18,11 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, run_check
+from llm_lessons.exercises.checking import Case, Mistake, random_float, random_int, run_check
 
 NEG_INF = float("-inf")
 
 
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))
-
-
-def _uniform(g: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=g))
 
 
 def _keep(logits: torch.Tensor, keep: list[int], dropped: float = NEG_INF) -> torch.Tensor:
@@ -53,8 +47,8 @@ def check_min_p(fn: Callable, n_cases: int = 16, seed: int = 0) -> str:
              Case((t([-1.0, 0.5, -2.0]), 0.0), t([-1.0, 0.5, -2.0]), "p = 0 keeps every token"),
              Case((hand, 0.2), _min_p(hand, 0.2), "probabilities [0.5, 0.3, 0.15, 0.05], p = 0.2")]
     while len(cases) < n_cases:
-        V, p = _int(g, 2, 20), round(_uniform(g, 0.05, 0.95), 3)
-        logits = torch.randperm(V, generator=g).float() * 0.6 + _uniform(g, -3, 3)  # of both signs
+        V, p = random_int(g, 2, 20), round(random_float(g, 0.05, 0.95), 3)
+        logits = torch.randperm(V, generator=g).float() * 0.6 + random_float(g, -3, 3)  # of both signs
         probs = torch.softmax(logits.double(), -1)
         if any(abs(r - p) < 1e-3 for r in (probs / probs.max()).tolist() if r < 1):  # float32 could flip it
             continue
@@ -93,7 +87,7 @@ def check_repetition_penalty(fn: Callable, n_cases: int = 14, seed: int = 1) -> 
              Case((t([0.5, -0.5]), t([], dtype=torch.long), 1.5), t([0.5, -0.5]), "an empty history"),
              Case((t([1.0, -2.0, 0.7]), t([0, 1]), 1.0), t([1.0, -2.0, 0.7]), "penalty 1")]
     for _ in range(n_cases - len(cases)):
-        V, L, penalty = _int(g, 3, 16), _int(g, 2, 12), round(_uniform(g, 1.2, 3.2), 2)
+        V, L, penalty = random_int(g, 3, 16), random_int(g, 2, 12), round(random_float(g, 1.2, 3.2), 2)
         logits = torch.randn(V, generator=g) * 2
         prev = torch.randint(0, min(V, L), (L,), generator=g)  # few distinct ids: repeats are likely
         prev[-1] = prev[0]  # at least one token seen twice
@@ -142,10 +136,11 @@ def check_beam_step(fn: Callable, n_cases: int = 14, seed: int = 2) -> str:
              Case((tie, half, 4), _extend(tie, _candidates(tie, half)[:4]),
                   "two beams with equal scores and equal next log-probs (ties), width 4")]
     while len(cases) < n_cases:
-        W, V = _int(g, 1, 5), _int(g, 2, 9)
-        width = _int(g, 1, min(W * V, 6) + 1)
-        scores = sorted((_uniform(g, -4, 0) for _ in range(W)), reverse=True)
-        beams = [(tuple(torch.randint(0, V, (_int(g, 1, 4),), generator=g).tolist()), s) for s in scores]
+        W, V = random_int(g, 1, 5), random_int(g, 2, 9)
+        width = random_int(g, 1, min(W * V, 6) + 1)
+        scores = sorted((random_float(g, -4, 0) for _ in range(W)), reverse=True)
+        beams = [(tuple(torch.randint(0, V, (random_int(g, 1, 4),), generator=g).tolist()), s)
+                 for s in scores]
         logprobs = (torch.randn(W, V, generator=g) * 1.5).log_softmax(-1)  # (W, V)
         top = [c[0] for c in _candidates(beams, logprobs)[: width + 1]]
         if any(a - b < 1e-3 for a, b in zip(top, top[1:], strict=False)):  # float32 could flip a near-tie
@@ -219,8 +214,8 @@ def check_windowed_nll(fn: Callable, n_cases: int = 16, seed: int = 3) -> str:
     g = torch.Generator().manual_seed(seed)
     sizes = [(2, 4, 4), (5, 4, 4), (10, 4, 4), (10, 4, 2), (10, 4, 1), (12, 5, 3)]
     while len(sizes) < n_cases:
-        bs = _int(g, 1, 9)
-        sizes.append((_int(g, 2, 31), bs, _int(g, 1, bs + 1)))
+        bs = random_int(g, 1, 9)
+        sizes.append((random_int(g, 2, 31), bs, random_int(g, 1, bs + 1)))
     cases = []
     for n, bs, stride in sizes:
         nll_fn = fake_nll_fn(n, bs, g)
@@ -273,7 +268,7 @@ def check_cohen_kappa(fn: Callable, n_cases: int = 16, seed: int = 4) -> str:
              ([0, 0, 0, 1, 1, 2, 2, 2], [0, 0, 1, 1, 1, 2, 2, 3], "label 3 used by rater b only")]
     cases = [Case((a, b), _kappa(a, b), label) for a, b, label in fixed]
     while len(cases) < n_cases:
-        n, K = _int(g, 6, 41), _int(g, 2, 6)
+        n, K = random_int(g, 6, 41), random_int(g, 2, 6)
         a = torch.multinomial(torch.rand(K, generator=g) + 0.1, n, True, generator=g).tolist()
         other = torch.multinomial(torch.rand(K, generator=g) + 0.1, n, True, generator=g).tolist()
         agree = (torch.rand(n, generator=g) < 0.6).tolist()  # b copies a often, so κ is mostly > 0

@@ -23,11 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from llm_lessons.exercises.checking import Case, Mistake, run_check
-
-
-def _int(g: torch.Generator, low: int, high: int) -> int:
-    return int(torch.randint(low, high, (), generator=g))
+from llm_lessons.exercises.checking import Case, Mistake, random_int, run_check
 
 
 def _p_cont(counts, over="columns", share="types"):
@@ -54,9 +50,9 @@ def check_continuation_prob(fn: Callable, n_cases: int = 10, seed: int = 0) -> s
              (t([[0, 2, 0], [4, 0, 0], [1, 3, 0]]), "w = 2 never follows anything (p_cont 0)"),
              (torch.diag(t([3, 1, 7, 2])), "every word follows only itself")]
     while len(fixed) < n_cases:
-        V = _int(g, 3, 9)
+        V = random_int(g, 3, 9)
         counts = torch.randint(1, 12, (V, V), generator=g) * (torch.rand(V, V, generator=g) < 0.45)
-        counts[_int(g, 0, V), _int(g, 0, V)] += 1  # never all zero
+        counts[random_int(g, 0, V), random_int(g, 0, V)] += 1  # never all zero
         fixed.append((counts, f"V = {V}"))
     cases = [Case((c,), _p_cont(c), f"{what}, bigram_counts = {c.tolist()}") for c, what in fixed]
     mistakes = [
@@ -103,7 +99,7 @@ def check_byte_fallback(fn: Callable, n_cases: int = 14, seed: int = 1) -> str:
              ("中文", {"中"}, "a Chinese character in the vocab, one not"),
              ("a b!", set("ab"), "ASCII outside the vocab (one byte each)")]
     while len(fixed) < n_cases:
-        chars = [POOL[i] for i in torch.randint(0, len(POOL), (_int(g, 1, 11),), generator=g)]
+        chars = [POOL[i] for i in torch.randint(0, len(POOL), (random_int(g, 1, 11),), generator=g)]
         vocab = {c for c in POOL if float(torch.rand((), generator=g)) < 0.5}
         fixed.append(("".join(chars), vocab, ""))
     cases = [Case((text, vocab), _fallback(text, vocab),
@@ -179,7 +175,7 @@ def check_entropy_rate(fn: Callable, n_cases: int = 10, seed: int = 2) -> str:
              (t([[0, 1, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]], dtype=torch.float64),
               "zeros in P, pi = [1/5, 2/5, 2/5]")]
     while len(fixed) < n_cases:
-        K = _int(g, 2, 7)
+        K = random_int(g, 2, 7)
         fixed.append((_random_chain(g, K), f"a random {K}-state chain"))
     cases = [Case((P,), _entropy_rate(P), f"{what}, P = {P.numpy().round(4).tolist()}") for P, what in fixed]
     mistakes = [
@@ -242,11 +238,12 @@ def check_multiple_choice(fn: Callable, n_cases: int = 12, seed: int = 3) -> str
               "ties: sums of 0 and 1, per character 1 and 2"),
              ([[-0.2, -0.3, -0.1], [-2.0], [-0.4, -0.4]], [12, 4, 5], "one choice best both ways")]
     while len(fixed) < n_cases:
-        K = _int(g, 2, 6)
-        n_tokens = [_int(g, 1, 9) for _ in range(K)]
+        K = random_int(g, 2, 6)
+        n_tokens = [random_int(g, 1, 9) for _ in range(K)]
         logprobs = [[round(-3 * float(torch.rand((), generator=g)) ** 2, 4) for _ in range(n)]
                     for n in n_tokens]
-        n_chars = [n * _int(g, 1, 6) + _int(g, 0, 4) for n in n_tokens]  # tokens of 1 to 5+ characters
+        n_chars = [n * random_int(g, 1, 6) + random_int(g, 0, 4)  # tokens of 1 to 5+ characters
+                   for n in n_tokens]
         if _separated(logprobs, n_chars) and len(set(_choose(logprobs, n_chars))) == 2:
             fixed.append((logprobs, n_chars, ""))
     cases = [Case((lp, n), _choose(lp, n),

@@ -23,6 +23,9 @@ fi
 echo "== ruff"
 ruff check .
 echo "== unit tests and doctests"
+# One thread per worker, as for nbval: two workers with two threads each oversubscribe two cores
+# (the unit tests took 177 s that way on this project's 2-core machine, 58 s this way).
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 MPLBACKEND=Agg python -m pytest -q -n 2 tests llm_lessons --ignore=tests/test_book_browser.py
 echo "== (at $((SECONDS - start)) s) unit tests and doctests again, on another numeric path"
 # ATen's plain kernels and MKL's portable path simulate another CPU: no test may depend on the bits.

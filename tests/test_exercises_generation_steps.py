@@ -18,13 +18,13 @@ from llm_lessons.data import mask_tokens
 from llm_lessons.evaluation import text_metrics
 from llm_lessons.exercises.checking import ExerciseFailed
 from llm_lessons.exercises.generation_steps import (
-    _sinusoidal,
     check_brevity_penalty,
     check_embed_with_positions,
     check_greedy_generate,
     check_mlm_targets,
     fake_causal_lm,
 )
+from llm_lessons.exercises.transformer import sinusoidal_table
 from llm_lessons.positional import sinusoidal_encoding
 
 # --- greedy generation ---
@@ -227,10 +227,10 @@ def test_the_positions_are_the_books_and_the_listings_layout_fix_is_right():
     (pe of shape (max_len, 1, C), data (T, B, C)) gives the right answer once the batch is
     transposed to sequence-first at the boundary (defect 5's fix)."""
     for n, C in [(1, 2), (5, 4), (9, 16)]:
-        torch.testing.assert_close(_sinusoidal(n, C), sinusoidal_encoding(n, C))
+        torch.testing.assert_close(sinusoidal_table(n, C), sinusoidal_encoding(n, C))
     g = torch.Generator().manual_seed(0)
     ids, table = torch.randint(0, 11, (3, 7), generator=g), torch.randn(11, 8, generator=g)
-    pe = _sinusoidal(9, 8)  # (max_len, C)
+    pe = sinusoidal_table(9, 8)  # (max_len, C)
     sequence_first = F.embedding(ids.T, table) + pe[:, None, :][: ids.shape[1]]  # (T, B, C)
     torch.testing.assert_close(sequence_first.transpose(0, 1), my_embed(ids, table, pe))
     assert "all 12 cases passed" in check_embed_with_positions(

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from llm_lessons.exercises.checking import Case, Mistake, random_int, run_check
+from llm_lessons.exercises.model_arithmetic import gelu
 from llm_lessons.positional import sinusoidal_encoding
 
 MASK_ANSWERS = ("llm_lessons.attention.causal_mask", "llm_lessons.attention.padding_mask")
@@ -87,12 +88,8 @@ def check_padding_mask(fn: Callable, n_cases: int = 10, seed: int = 0) -> str:
 
 def _mlp(x, w1, b1, w2, b2, act="gelu", biases=(True, True), act_out=False):
     """GELU(x w1^T + b1) w2^T + b2 in float64; the flags give the usual wrong versions."""
-    def nonlinear(h):
-        if act == "relu":
-            return h.clamp(min=0)
-        if act == "tanh":  # GPT-2's approximation
-            return 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3)))
-        return 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))  # exact GELU: h * Phi(h)
+    def nonlinear(h):  # exercise 3.1.7's reference; "tanh" is GPT-2's approximation
+        return gelu(h, {"gelu": "exact"}.get(act, act))
 
     x, w1, b1, w2, b2 = (a.double() for a in (x, w1, b1, w2, b2))
     h = nonlinear(x @ w1.T + (b1 if biases[0] else 0))  # (B, T, C) @ (C, 4C) -> (B, T, 4C)

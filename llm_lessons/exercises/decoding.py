@@ -19,8 +19,9 @@ from llm_lessons.exercises.checking import Case, Mistake, run_check
 NEG_INF = float("-inf")
 
 
-def _keep(logits: torch.Tensor, keep: list[int]) -> torch.Tensor:
-    out = torch.full_like(logits, NEG_INF)
+def keep_only(logits: torch.Tensor, keep: list[int], dropped: float = NEG_INF) -> torch.Tensor:
+    """The logits at the ids in ``keep``; every other id gets ``dropped`` (-inf: never sampled)."""
+    out = torch.full_like(logits, dropped)
     out[keep] = logits[keep]
     return out
 
@@ -45,7 +46,7 @@ def _top_p(logits: torch.Tensor, p: float, include_crossing: bool = True) -> tor
         mass += float(probs[i])
         if mass >= p:
             break
-    return _keep(logits, keep)
+    return keep_only(logits, keep)
 
 
 def _distinct_logits(g: torch.Generator, V: int) -> torch.Tensor:
@@ -68,10 +69,10 @@ def check_top_k(fn: Callable, seed: int = 0) -> str:
                                                     torch.zeros_like(lg)),
                 "the dropped tokens must get -inf, not 0: a logit of 0 still has probability "
                 "after the softmax"),
-        Mistake("one too few", lambda lg, k: _top_k(lg, k - 1) if k > 1 else _keep(lg, []),
+        Mistake("one too few", lambda lg, k: _top_k(lg, k - 1) if k > 1 else keep_only(lg, []),
                 "you kept k - 1 tokens: is your comparison strict (>) where it should be >= the "
                 "k-th largest logit?"),
-        Mistake("smallest", lambda lg, k: _keep(lg, _ranked(lg)[-k:]),
+        Mistake("smallest", lambda lg, k: keep_only(lg, _ranked(lg)[-k:]),
                 "you kept the k smallest logits; sort in descending order"),
     ]
     return run_check("check_top_k", fn, cases, mistakes,
@@ -112,4 +113,4 @@ def _top_p_on_values(logits: torch.Tensor, p: float) -> torch.Tensor:
         mass += float(logits[i].exp())
         if mass >= p:
             break
-    return _keep(logits, keep)
+    return keep_only(logits, keep)

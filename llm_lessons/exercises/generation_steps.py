@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from llm_lessons.exercises.checking import Case, Mistake, available, random_int, run_check
+from llm_lessons.exercises.transformer import sinusoidal_table
 
 GENERATE_ANSWERS = ("llm_lessons.sampling.generate", "llm_lessons.sampling.StepDecoder.__call__",
                     "llm_lessons.gpt.GPT.generate", "llm_lessons.beam_search.beam_search")
@@ -213,13 +214,6 @@ def check_brevity_penalty(fn: Callable, n_cases: int = 16, seed: int = 2) -> str
     return run_check("check_brevity_penalty", fn, cases, mistakes, forbidden=available(BLEU_ANSWERS))
 
 
-def _sinusoidal(n: int, C: int) -> torch.Tensor:
-    """(n, C) table: sin in the even columns 2i, cos in the odd ones, angle pos / 10000^(2i/C)."""
-    pos = torch.arange(n, dtype=torch.float64)[:, None]  # (n, 1)
-    angle = pos / 10000 ** (torch.arange(0, C, 2, dtype=torch.float64) / C)  # (n, C/2)
-    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1).float()  # (n, C)
-
-
 def _embed(ids, table, pe, positions="time", scale=False):
     """table[ids] + pe[:T]; the flags give the usual wrong versions."""
     B, T = ids.shape
@@ -248,7 +242,7 @@ def check_embed_with_positions(fn: Callable, n_cases: int = 12, seed: int = 3) -
     cases = []
     for B, T, V, C, max_len, what in sizes:
         ids, table = torch.randint(0, V, (B, T), generator=g), torch.randn(V, C, generator=g)
-        pe = _sinusoidal(max_len, C)
+        pe = sinusoidal_table(max_len, C)
         cases.append(Case((ids, table, pe), _embed(ids, table, pe),
                           f"{what + ', ' if what else ''}(B, T, V, C) = {(B, T, V, C)}, max_len = {max_len}, "
                           f"ids = {ids.tolist()}"))

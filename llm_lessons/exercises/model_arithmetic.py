@@ -66,7 +66,7 @@ def check_gpt_param_count(fn: Callable, n_cases: int = 10, seed: int = 0) -> str
                      forbidden=("llm_lessons.scale.gpt_param_count",), atol=0.5, rtol=0.0)
 
 
-def _gelu(x, kind="exact"):
+def gelu(x, kind="exact"):
     """GELU of x in float64; kind gives the usual wrong versions."""
     x = x.double()
     if kind == "tanh":
@@ -94,18 +94,18 @@ def check_gelu(fn: Callable, n_cases: int = 10, seed: int = 1) -> str:
     while len(inputs) < n_cases:
         shape = tuple(random_int(g, 1, 6) for _ in range(random_int(g, 1, 4)))
         inputs.append((torch.randn(shape, generator=g, dtype=torch.float64) * 2.5, f"random, shape {shape}"))
-    cases = [Case((x,), _gelu(x), label) for x, label in inputs]
+    cases = [Case((x,), gelu(x), label) for x, label in inputs]
     mistakes = [
-        Mistake("tanh", lambda x: _gelu(x, "tanh"),
+        Mistake("tanh", lambda x: gelu(x, "tanh"),
                 "you used the tanh approximation (GPT-2's): close, but off by up to 5e-4. The "
                 "exact GELU is 0.5 x (1 + erf(x / sqrt(2))): use torch.erf"),
-        Mistake("sigmoid 1.702", lambda x: _gelu(x, "sigmoid"),
+        Mistake("sigmoid 1.702", lambda x: gelu(x, "sigmoid"),
                 "you used the sigmoid approximation x * sigmoid(1.702 x): off by up to 0.02. The "
                 "exact GELU is x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))"),
-        Mistake("relu", lambda x: _gelu(x, "relu"),
+        Mistake("relu", lambda x: gelu(x, "relu"),
                 "you computed ReLU, max(0, x): GELU weighs x by the probability Phi(x) that a "
                 "standard normal is below it, so it is smooth and slightly negative for x < 0"),
-        Mistake("silu", lambda x: _gelu(x, "silu"),
+        Mistake("silu", lambda x: gelu(x, "silu"),
                 "you computed SiLU (Swish), x * sigmoid(x): GELU weighs x by the normal CDF, "
                 "0.5 (1 + erf(x / sqrt(2))), not by the logistic sigmoid"),
     ]

@@ -19,22 +19,17 @@ from collections.abc import Callable
 import torch
 
 from llm_lessons.exercises.checking import Case, Mistake, random_float, random_int, run_check
+from llm_lessons.exercises.decoding import keep_only
 
 NEG_INF = float("-inf")
 
 
 
 
-def _keep(logits: torch.Tensor, keep: list[int], dropped: float = NEG_INF) -> torch.Tensor:
-    out = torch.full_like(logits, dropped)
-    out[keep] = logits[keep]
-    return out
-
-
 def _min_p(logits: torch.Tensor, p: float, scaled: bool = True, dropped: float = NEG_INF) -> torch.Tensor:
     probs = torch.softmax(logits.double(), -1).tolist()
     bar = p * max(probs) if scaled else p
-    return _keep(logits, [i for i, q in enumerate(probs) if q >= bar], dropped)
+    return keep_only(logits, [i for i, q in enumerate(probs) if q >= bar], dropped)
 
 
 def check_min_p(fn: Callable, n_cases: int = 16, seed: int = 0) -> str:
@@ -58,7 +53,7 @@ def check_min_p(fn: Callable, n_cases: int = 16, seed: int = 0) -> str:
         Mistake("unscaled", lambda lg, p: _min_p(lg, p, scaled=False),
                 "you compared each probability with p itself; min-p's threshold is p times the "
                 "top token's probability (p * max prob), so it moves with the model's confidence"),
-        Mistake("logits vs p", lambda lg, p: _keep(lg, [i for i, z in enumerate(lg.tolist()) if z >= p]),
+        Mistake("logits vs p", lambda lg, p: keep_only(lg, [i for i, z in enumerate(lg.tolist()) if z >= p]),
                 "you compared the logits with p: apply softmax first, then keep probabilities >= p * max"),
         Mistake("zeros", lambda lg, p: _min_p(lg, p, dropped=0.0), "the dropped tokens must get "
                 "-inf, not 0: a logit of 0 still has probability after the softmax"),

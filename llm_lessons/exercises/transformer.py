@@ -26,7 +26,7 @@ from torch import nn
 from llm_lessons.exercises.checking import Case, ExerciseFailed, Mistake, run_check
 
 
-def _sinusoidal(n: int, d: int, swapped: bool = False, exponent: str = "2i/d",
+def sinusoidal_table(n: int, d: int, swapped: bool = False, exponent: str = "2i/d",
                 layout: str = "interleaved") -> torch.Tensor:
     """The (n, d) table, entry by entry; the flags build the usual wrong versions."""
     pe = torch.zeros(n, d, dtype=torch.float64)
@@ -48,18 +48,18 @@ def check_sinusoidal_encoding(fn: Callable[[int, int], torch.Tensor]) -> str:
     PE[pos, 2i] = sin(pos / 10000^(2i / d_model)), PE[pos, 2i+1] = cos(the same angle).
     """
     sizes = [(1, 2), (1, 6), (2, 2), (3, 4), (4, 6), (8, 8), (12, 10), (20, 16)]
-    cases = [Case((n, d), _sinusoidal(n, d), f"n_positions = {n}, d_model = {d}") for n, d in sizes]
+    cases = [Case((n, d), sinusoidal_table(n, d), f"n_positions = {n}, d_model = {d}") for n, d in sizes]
     mistakes = [
-        Mistake("swapped", lambda n, d: _sinusoidal(n, d, swapped=True),
+        Mistake("swapped", lambda n, d: sinusoidal_table(n, d, swapped=True),
                 "sin and cos are swapped: the even columns 2i hold sin, the odd columns 2i+1 hold "
                 "cos (position 0 is [0, 1, 0, 1, ...])"),
-        Mistake("exponent per column", lambda n, d: _sinusoidal(n, d, exponent="col/d"),
+        Mistake("exponent per column", lambda n, d: sinusoidal_table(n, d, exponent="col/d"),
                 "your odd columns have their own frequency: columns 2i and 2i+1 are one pair and "
                 "share the angle pos / 10000^(2i/d_model); use the pair index i, not the column"),
-        Mistake("exponent i/d", lambda n, d: _sinusoidal(n, d, exponent="i/d"),
+        Mistake("exponent i/d", lambda n, d: sinusoidal_table(n, d, exponent="i/d"),
                 "your exponent is i/d_model; it is 2i/d_model (i counts pairs, so the frequencies "
                 "fall from 1 down to nearly 1/10000)"),
-        Mistake("concatenated", lambda n, d: _sinusoidal(n, d, layout="halves"),
+        Mistake("concatenated", lambda n, d: sinusoidal_table(n, d, layout="halves"),
                 "you put every sin in the first half and every cos in the second: the two are "
                 "interleaved, sin in column 2i and cos in column 2i+1"),
     ]

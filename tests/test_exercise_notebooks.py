@@ -68,11 +68,12 @@ def test_the_student_edition_holds_no_answer_and_the_key_holds_them_all():
         nbgrader(c).get("grade_id") for c in nb.cells], "the cells must stay matchable"
 
 
-def _run(nb, tmp_path):
+def _run(nb, folder, timeout=60):
+    """Execute ``nb`` in ``folder``; the (grade_id, error output) of every cell that raised."""
     from nbclient import NotebookClient
 
-    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
     return [(nbgrader(c).get("grade_id"), o) for c in nb.cells for o in c.get("outputs", [])
             if o.get("output_type") == "error"]
 
@@ -148,12 +149,6 @@ def test_a_real_student_edition_runs_top_to_bottom(name, tmp_path, one_numeric_p
     folder = os.path.join(os.path.dirname(__file__), os.pardir, "notebooks")
     instructor = nbformat.read(os.path.join(folder, f"{name}.ipynb"), as_version=4)
     checks = [nbgrader(c)["grade_id"] for c in instructor.cells if nbgrader(c).get("grade") is True]
-    student = student_edition(instructor)
-    from nbclient import NotebookClient
-
-    NotebookClient(student, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": folder}}).execute()
-    errors = [(nbgrader(c).get("grade_id"), o) for c in student.cells for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = _run(student_edition(instructor), folder, timeout=120)
     assert len(checks) >= 2 and [gid for gid, _ in errors] == checks
     assert all("not implemented yet" in o["evalue"] for _, o in errors), [o["evalue"] for _, o in errors]

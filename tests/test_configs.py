@@ -8,12 +8,13 @@ from llm_lessons.bert import BertConfig
 from llm_lessons.configs import ModelConfig, Presets, block_size_of
 from llm_lessons.evaluation.markov_source import MarkovConfig
 from llm_lessons.evaluation.probe import ProbeConfig
+from llm_lessons.frontiers.modern_gpt import ModernConfig
 from llm_lessons.gpt import GPT, GPTConfig
 from llm_lessons.ngram import NGramLM
 from llm_lessons.plotting.playground import DecodingSettings
 from llm_lessons.training import TrainConfig
 
-CONFIGS = [TrainConfig, MarkovConfig, ProbeConfig, DecodingSettings, GPTConfig, BertConfig]
+CONFIGS = [TrainConfig, MarkovConfig, ProbeConfig, DecodingSettings, GPTConfig, BertConfig, ModernConfig]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)

@@ -9,6 +9,8 @@ or loaded from a package that ships its weights). In reading order:
   ``BertForMaskedLM`` (2.3, the masked LM, and 3.3, its training)
 - :mod:`~llm_lessons.interop.gpt2` — our :class:`~llm_lessons.gpt.GPT` to and from
   ``GPT2LMHeadModel``, and loading real GPT-2 weights for readers who are online (3.2, 5)
+- :mod:`~llm_lessons.interop.llama` — the modern decoder
+  (:class:`~llm_lessons.frontiers.modern_gpt.ModernGPT`) to and from ``LlamaForCausalLM`` (8)
 - :mod:`~llm_lessons.interop.minilm` — real attention from the shipped all-MiniLM-L6-v2, and
   one of its layers copied into our :class:`~llm_lessons.attention.MultiHeadAttention`
   (4.1 attention, 4.2 positional encodings; 2.4 relevance embeds with it)

@@ -1,0 +1,12 @@
+"""Chapter 8, the frontiers (前沿): what changed in language models after GPT-2, built small.
+
+In reading order:
+
+- :mod:`~llm_lessons.frontiers.layers` — RMSNorm and the SwiGLU feed-forward layer (8, the
+  modern decoder)
+- :mod:`~llm_lessons.frontiers.gqa` — grouped-query attention with rotary positions, and the
+  smaller key-value cache it buys (8, the modern decoder)
+- :mod:`~llm_lessons.frontiers.modern_gpt` — the book's GPT with those substitutions, a
+  Llama-shaped decoder with the book's ``forward(idx, targets=None) -> (logits, loss)``; its
+  oracle is ``transformers``' ``LlamaForCausalLM`` (:mod:`llm_lessons.interop.llama`)
+"""

@@ -1,0 +1,147 @@
+"""The modern decoder: the book's GPT with Llama's substitutions, each one a config field.
+
+Shapes use fixed letters: B batch, T time, C channels (``n_embd``), V vocabulary.
+
+Every open model a reader meets after this book (Llama, Mistral, Qwen, DeepSeek) is GPT-2's
+pre-norm decoder with the same few substitutions:
+
+- LayerNorm with a bias becomes **RMSNorm** without one (field ``norm_eps``);
+- the GELU MLP, 4C wide, becomes **SwiGLU**, about (2/3)(4C) wide (``ffn_hidden``);
+- learned absolute positions become **RoPE** on queries and keys (``rope_base``);
+- nh key/value heads become nkv <= nh, **grouped-query attention** (``n_kv_head``);
+- the tied output matrix is untied, as in Llama 2 and 3 (``tie_weights``; small models tie);
+- no Linear has a bias.
+
+``transformers.LlamaForCausalLM`` with the same weights computes the same logits
+(:mod:`llm_lessons.interop.llama`), which is how the tests check this module.
+
+>>> cfg = ModernConfig.preset("nano", vocab_size=10, block_size=8)
+>>> model = ModernGPT(cfg)
+>>> logits, loss = model(torch.tensor([[1, 2, 3]]), targets=torch.tensor([[2, 3, 4]]))
+>>> logits.shape, cfg.n_kv_head, cfg.ffn_hidden
+(torch.Size([1, 3, 10]), 2, 352)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from llm_lessons.attention import KVCache
+from llm_lessons.frontiers.gqa import GroupedQueryAttention
+from llm_lessons.frontiers.layers import RMSNorm, SwiGLU, swiglu_hidden
+from llm_lessons.transformer import TransformerBase, TransformerConfig, lm_loss
+from llm_lessons.validation import check_bool, check_int, check_real
+
+#: The GPT presets' shapes (so the two models compare at equal width and depth), with two
+#: key/value heads for four query heads.
+PRESETS: dict[str, dict] = {
+    "nano": dict(n_layer=4, n_head=4, n_kv_head=2, n_embd=128, block_size=64, dropout=0.0),
+    "small": dict(n_layer=6, n_head=6, n_kv_head=2, n_embd=384, block_size=256, dropout=0.2),
+}
+
+
+@dataclass
+class ModernConfig(TransformerConfig):
+    """Sizes of a :class:`ModernGPT`: TransformerConfig's fields, then the modern ones.
+
+    ``n_kv_head`` (None: = n_head) must divide n_head; ``ffn_hidden`` (None: Llama's rule,
+    :func:`~llm_lessons.frontiers.layers.swiglu_hidden`); ``rope_base`` (Llama 2: 10,000, Llama 3:
+    500,000); ``norm_eps``; ``tie_weights``.
+    """
+
+    family: ClassVar[str] = "modern decoder"
+    presets: ClassVar[dict[str, dict]] = PRESETS
+
+    n_kv_head: int | None = None
+    ffn_hidden: int | None = None
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    tie_weights: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.n_kv_head = self.n_head if self.n_kv_head is None else self.n_kv_head
+        self.ffn_hidden = swiglu_hidden(self.n_embd) if self.ffn_hidden is None else self.ffn_hidden
+        check_int(self.n_kv_head, "ModernConfig.n_kv_head", low=1)
+        check_int(self.ffn_hidden, "ModernConfig.ffn_hidden", low=1)
+        if self.n_head % self.n_kv_head != 0:
+            raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
+        if (self.n_embd // self.n_head) % 2 != 0:
+            raise ValueError("RoPE needs an even head size, got n_embd // n_head = "
+                             f"{self.n_embd // self.n_head}")
+        check_real(self.rope_base, "ModernConfig.rope_base", low=1.0, low_open=True)
+        check_real(self.norm_eps, "ModernConfig.norm_eps", low=0.0)
+        check_bool(self.tie_weights, "ModernConfig.tie_weights")
+
+
+class ModernBlock(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + ffn(norm(x)); (B, T, C) -> (B, T, C)."""
+
+    def __init__(self, config: ModernConfig):
+        super().__init__()
+        self.ln_1 = RMSNorm(config.n_embd, config.norm_eps)
+        self.attn = GroupedQueryAttention(config.n_embd, config.n_head, config.n_kv_head,
+                                          config.rope_base, config.dropout)
+        self.ln_2 = RMSNorm(config.n_embd, config.norm_eps)
+        self.mlp = SwiGLU(config.n_embd, config.ffn_hidden, config.dropout)
+
+    def forward(self, x: torch.Tensor, start: int = 0, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), start=start, cache=cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class ModernGPT(TransformerBase):
+    """A Llama-style decoder with the book's interface.
+
+    ``forward(idx, targets=None, cache=None) -> (logits, loss)``, as :class:`~llm_lessons.gpt.GPT`:
+    idx (B, T) ids, logits (B, T, V), loss the mean next-token cross-entropy in nats (targets
+    -100 ignored). Without a cache T may not exceed ``block_size``; with one from
+    :meth:`new_cache`, idx holds only the new tokens. ``llm_lessons.sampling.generate`` decodes it.
+    """
+
+    def __init__(self, config: ModernConfig):
+        if not isinstance(config, ModernConfig):
+            raise TypeError(f"ModernGPT needs a ModernConfig, got {type(config).__name__}")
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # no position table: RoPE
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(ModernBlock(config) for _ in range(config.n_layer))
+        self.ln_f = RMSNorm(config.n_embd, config.norm_eps)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.wte.weight
+        self.apply(self._init_weights)
+        for block in self.blocks:  # residual projections scaled down with depth, as in the GPT
+            for proj in (block.attn.o, block.mlp.down):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def new_cache(self) -> list[KVCache]:
+        """One empty key/value cache per layer (each holds n_kv_head heads)."""
+        return [KVCache() for _ in self.blocks]
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: Sequence[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) -> logits (B, T, V) and the mean cross-entropy loss (or None)."""
+        self._check_tokens(idx, targets)
+        B, T = idx.shape
+        start = 0
+        if cache is not None:
+            if len(cache) != len(self.blocks):
+                raise ValueError(f"cache has {len(cache)} layers, the model has {len(self.blocks)}")
+            start = cache[0].length
+            if start and cache[0].k.shape[0] != B:
+                raise ValueError(f"cache batch size {cache[0].k.shape[0]} != idx batch size {B}")
+        if start + T > self.block_size:
+            raise ValueError(f"{start} cached + {T} new tokens exceed block_size {self.block_size}; "
+                             f"crop the input to its last {self.block_size} tokens")
+        x = self.drop(self.wte(idx))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, start=start, cache=None if cache is None else cache[i])
+        logits = self.lm_head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
+        return logits, lm_loss(logits, targets)

@@ -1,6 +1,7 @@
 """The modern decoder (chapter 8) against independent implementations: PyTorch's RMSNorm,
-Hugging Face's LlamaForCausalLM with copied weights (both directions), grouped-query attention
-against the same attention with its key/value heads copied out, and its own uncached forward."""
+Hugging Face's Llama, Mistral and Mixtral with copied weights (both directions), grouped-query
+attention against the same attention with its key/value heads copied out, a mixture of experts
+against its explicit weighted sum, and its own uncached forward."""
 
 import pytest
 import torch
@@ -171,3 +172,85 @@ def test_bad_input_is_refused_by_name():
     hf.config.hidden_act = "gelu"
     with pytest.raises(ValueError, match="hidden_act='gelu' is not supported"):
         modern_from_hf(hf)
+
+
+# --------------------------------------------------------------------------------------------
+# Mixture of experts (Mixtral) and sliding windows (Mistral)
+
+from llm_lessons.frontiers.gqa import window_mask  # noqa: E402
+from llm_lessons.frontiers.moe import MoEFeedForward, load_balancing_loss  # noqa: E402
+
+FAMILIES = {"mixtral": dict(n_expert=4, expert_top_k=2, n_kv_head=2),
+            "mixtral-window": dict(n_expert=3, expert_top_k=1, sliding_window=5),
+            "mistral": dict(n_kv_head=2, sliding_window=6, tie_weights=True)}
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=str)
+def test_experts_and_windows_equal_mixtral_and_mistral_both_ways(family):
+    ours = _jitter(ModernGPT(_config(**FAMILIES[family])), seed=12)
+    hf = modern_to_hf(ours)
+    assert hf.config.model_type == family.split("-")[0]
+    idx = _ids(2, 32, seed=13)
+    with torch.no_grad():
+        logits, _ = ours(idx)
+        out = hf(idx, output_router_logits=True) if ours.config.n_expert else hf(idx)
+    assert torch.allclose(logits, out.logits, atol=1e-5, rtol=0)
+    if ours.config.n_expert:  # the load-balancing loss, pooled over layers as Mixtral pools it
+        assert abs(ours.aux_loss.item() - out.aux_loss.item()) < 1e-5
+    prompt = idx[:, :4]
+    theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=16,
+                         do_sample=False, pad_token_id=0)
+    assert torch.equal(generate(ours, prompt, 16, greedy=True), theirs)
+    back = modern_from_hf(_jitter(hf, seed=14))  # and from their weights to ours
+    with torch.no_grad():
+        assert torch.allclose(back(idx)[0], hf(idx).logits, atol=1e-5, rtol=0)
+    assert all(torch.equal(modern_to_hf(back).state_dict()[k], v) for k, v in hf.state_dict().items())
+
+
+def test_a_mixture_with_every_expert_chosen_is_their_softmax_weighted_sum():
+    moe = _jitter(MoEFeedForward(16, hidden=24, n_expert=3, top_k=3), seed=15)
+    x = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(16))
+    weights = torch.softmax(x @ moe.router.weight.T, dim=-1)  # (B, T, E)
+    expected = sum(weights[..., e:e + 1] * moe.experts[e](x) for e in range(3))
+    assert torch.allclose(moe(x), expected, atol=1e-5)
+    one = _jitter(MoEFeedForward(16, hidden=24, n_expert=1, top_k=1), seed=17)
+    assert torch.allclose(one(x), one.experts[0](x), atol=1e-6)  # a single expert is a dense layer
+
+
+def test_the_load_balancing_loss_is_k_when_balanced_and_e_when_collapsed():
+    uniform = torch.zeros(40, 8)
+    assert load_balancing_loss(uniform, top_k=2).item() == pytest.approx(2.0)
+    collapsed = torch.zeros(40, 8)
+    collapsed[:, 3] = 30.0  # every token's router is sure of expert 3
+    assert load_balancing_loss(collapsed, top_k=1).item() == pytest.approx(8.0, rel=1e-6)
+    balanced = torch.full((40, 8), -30.0)
+    balanced[torch.arange(40), torch.arange(40) % 8] = 30.0  # each expert sure for 5 tokens
+    assert load_balancing_loss(balanced, top_k=1).item() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_the_training_loss_adds_the_router_loss_and_the_evaluation_loss_does_not():
+    model = _jitter(ModernGPT(_config(n_expert=4, router_aux_coef=0.5)), seed=18)
+    idx = _ids(2, 16, seed=19)
+    _, eval_loss = model(idx[:, :-1], idx[:, 1:])
+    model.train()
+    _, train_loss = model(idx[:, :-1], idx[:, 1:])
+    assert train_loss.item() == pytest.approx(eval_loss.item() + 0.5 * model.aux_loss.item(), abs=1e-5)
+    train_loss.backward()
+    assert model.blocks[0].mlp.router.weight.grad.abs().sum() > 0
+
+
+def test_a_sliding_window_limits_how_far_back_each_layer_reaches():
+    assert torch.equal(window_mask(5, 5, window=5), window_mask(5, 5))  # W >= T: plain causal
+    assert torch.equal(window_mask(2, 6, window=3).int(), torch.tensor([[0, 0, 1, 1, 1, 0],
+                                                                        [0, 0, 0, 1, 1, 1]]))
+    model = _jitter(ModernGPT(_config(sliding_window=4)), seed=20)  # 2 layers: reach 2 * 3 back
+    idx = _ids(1, 16, seed=21)
+    changed = idx.clone()
+    changed[0, 0] = (changed[0, 0] + 1) % 61
+    with torch.no_grad():
+        delta = (model(idx)[0] - model(changed)[0]).abs().amax(dim=-1)[0]  # (T,)
+    assert delta[6] > 0 and torch.all(delta[7:] == 0), delta
+    cache = model.new_cache()
+    with torch.no_grad():
+        steps = torch.cat([model(idx[:, t:t + 1], cache=cache)[0] for t in range(16)], dim=1)
+        assert torch.allclose(steps, model(idx)[0], atol=1e-5)

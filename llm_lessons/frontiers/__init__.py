@@ -4,9 +4,11 @@ In reading order:
 
 - :mod:`~llm_lessons.frontiers.layers` — RMSNorm and the SwiGLU feed-forward layer (8, the
   modern decoder)
-- :mod:`~llm_lessons.frontiers.gqa` — grouped-query attention with rotary positions, and the
-  smaller key-value cache it buys (8, the modern decoder)
+- :mod:`~llm_lessons.frontiers.gqa` — grouped-query attention with rotary positions, the
+  smaller key-value cache it buys, and sliding-window masks (8, the modern decoder)
+- :mod:`~llm_lessons.frontiers.moe` — a mixture-of-experts feed-forward layer: top-k router,
+  load-balancing loss (8, the modern decoder)
 - :mod:`~llm_lessons.frontiers.modern_gpt` — the book's GPT with those substitutions, a
   Llama-shaped decoder with the book's ``forward(idx, targets=None) -> (logits, loss)``; its
-  oracle is ``transformers``' ``LlamaForCausalLM`` (:mod:`llm_lessons.interop.llama`)
+  oracles are ``transformers``' Llama, Mistral and Mixtral (:mod:`llm_lessons.interop.llama`)
 """

@@ -14,6 +14,10 @@ Positions enter as **RoPE** (:func:`llm_lessons.positional.apply_rope`, chapter 
 keys are rotated by their absolute position, so their dot product depends on the offset only.
 The cache stores keys already rotated, which is why a cached step needs its ``start`` position.
 
+A **sliding window** (Longformer, 2020; Mistral 7B, 2023) lets each query see only its last W
+positions, itself included: attention costs O(T W) instead of O(T^2), and information from
+further back still arrives, one window per layer, through the layers below.
+
 >>> attn = GroupedQueryAttention(n_embd=16, n_head=4, n_kv_head=2)
 >>> attn(torch.zeros(1, 5, 16)).shape
 torch.Size([1, 5, 16])
@@ -31,6 +35,22 @@ from llm_lessons.attention import KVCache, causal_mask
 from llm_lessons.positional import apply_rope
 
 
+def window_mask(T: int, S: int, window: int | None = None,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean (T, S): the causal mask, further limited to the last ``window`` keys of each query.
+
+    >>> window_mask(4, 4, window=2).int()    # each position sees itself and the one before
+    tensor([[1, 0, 0, 0],
+            [1, 1, 0, 0],
+            [0, 1, 1, 0],
+            [0, 0, 1, 1]], dtype=torch.int32)
+    """
+    mask = causal_mask(T, S, device=device)  # (T, S); query i sits at position S - T + i
+    if window is not None:
+        mask = mask.triu(diagonal=S - T - window + 1)  # keys with q - k < window
+    return mask
+
+
 class GroupedQueryAttention(nn.Module):
     """Causal self-attention with nh query heads sharing nkv key/value heads, RoPE and no biases.
 
@@ -40,7 +60,7 @@ class GroupedQueryAttention(nn.Module):
     """
 
     def __init__(self, n_embd: int, n_head: int, n_kv_head: int | None = None,
-                 rope_base: float = 10000.0, dropout: float = 0.0):
+                 rope_base: float = 10000.0, dropout: float = 0.0, sliding_window: int | None = None):
         super().__init__()
         n_kv_head = n_head if n_kv_head is None else n_kv_head
         if n_head < 1 or n_embd % n_head != 0:
@@ -51,7 +71,10 @@ class GroupedQueryAttention(nn.Module):
         if (n_embd // n_head) % 2 != 0:
             raise ValueError(f"RoPE rotates pairs: the head size n_embd // n_head = {n_embd // n_head} "
                              "must be even")
+        if sliding_window is not None and sliding_window < 1:
+            raise ValueError(f"sliding_window must be a positive number of positions, got {sliding_window}")
         self.n_embd, self.n_head, self.n_kv_head = n_embd, n_head, n_kv_head
+        self.sliding_window = sliding_window
         self.head_size, self.rope_base, self.dropout = n_embd // n_head, rope_base, dropout
         kv = n_kv_head * self.head_size
         self.q = nn.Linear(n_embd, n_embd, bias=False)
@@ -78,9 +101,10 @@ class GroupedQueryAttention(nn.Module):
         k = k.repeat_interleave(group, dim=1)  # (B, nkv, S, hs) -> (B, nh, S, hs): heads 0..g-1 share
         v = v.repeat_interleave(group, dim=1)  # key/value head 0, the next g share head 1, ...
         p = self.dropout if self.training else 0.0
-        if T == S:
+        if T == S and self.sliding_window is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:  # T new queries are the last T of S positions
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S, x.device), dropout_p=p)
+            mask = window_mask(T, S, self.sliding_window, x.device)  # (T, S)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
         return self.o(y)

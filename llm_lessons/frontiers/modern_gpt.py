@@ -12,6 +12,13 @@ pre-norm decoder with the same few substitutions:
 - the tied output matrix is untied, as in Llama 2 and 3 (``tie_weights``; small models tie);
 - no Linear has a bias.
 
+Two options go further, as Mistral and Mixtral did: ``sliding_window`` limits each query to its
+last W positions, and ``n_expert > 0`` replaces every feed-forward layer by a mixture of
+experts (:mod:`llm_lessons.frontiers.moe`), ``expert_top_k`` of them per token. In training
+mode the loss then adds ``router_aux_coef`` times the load-balancing loss (pooled over the
+layers, as Mixtral pools it); in eval mode it is the plain cross-entropy, so a perplexity means
+the same thing for every model. ``model.aux_loss`` holds the last forward's value either way.
+
 ``transformers.LlamaForCausalLM`` with the same weights computes the same logits
 (:mod:`llm_lessons.interop.llama`), which is how the tests check this module.
 
@@ -35,6 +42,7 @@ from torch import nn
 from llm_lessons.attention import KVCache
 from llm_lessons.frontiers.gqa import GroupedQueryAttention
 from llm_lessons.frontiers.layers import RMSNorm, SwiGLU, swiglu_hidden
+from llm_lessons.frontiers.moe import MoEFeedForward, load_balancing_loss
 from llm_lessons.transformer import TransformerBase, TransformerConfig, lm_loss
 from llm_lessons.validation import check_bool, check_int, check_real
 
@@ -51,8 +59,10 @@ class ModernConfig(TransformerConfig):
     """Sizes of a :class:`ModernGPT`: TransformerConfig's fields, then the modern ones.
 
     ``n_kv_head`` (None: = n_head) must divide n_head; ``ffn_hidden`` (None: Llama's rule,
-    :func:`~llm_lessons.frontiers.layers.swiglu_hidden`); ``rope_base`` (Llama 2: 10,000, Llama 3:
-    500,000); ``norm_eps``; ``tie_weights``.
+    :func:`~llm_lessons.frontiers.layers.swiglu_hidden`; each expert's width with experts);
+    ``rope_base`` (Llama 2: 10,000, Llama 3: 500,000); ``norm_eps``; ``tie_weights``;
+    ``sliding_window`` (None: full causal attention); ``n_expert`` (0: dense), ``expert_top_k``,
+    ``router_aux_coef``.
     """
 
     family: ClassVar[str] = "modern decoder"
@@ -63,6 +73,10 @@ class ModernConfig(TransformerConfig):
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
     tie_weights: bool = False
+    sliding_window: int | None = None
+    n_expert: int = 0
+    expert_top_k: int = 2
+    router_aux_coef: float = 0.01
 
     def __post_init__(self):
         super().__post_init__()
@@ -78,6 +92,12 @@ class ModernConfig(TransformerConfig):
         check_real(self.rope_base, "ModernConfig.rope_base", low=1.0, low_open=True)
         check_real(self.norm_eps, "ModernConfig.norm_eps", low=0.0)
         check_bool(self.tie_weights, "ModernConfig.tie_weights")
+        if self.sliding_window is not None:
+            check_int(self.sliding_window, "ModernConfig.sliding_window", low=1)
+        check_int(self.n_expert, "ModernConfig.n_expert", low=0)
+        if self.n_expert:
+            check_int(self.expert_top_k, "ModernConfig.expert_top_k", low=1, high=self.n_expert)
+        check_real(self.router_aux_coef, "ModernConfig.router_aux_coef", low=0.0)
 
 
 class ModernBlock(nn.Module):
@@ -87,9 +107,13 @@ class ModernBlock(nn.Module):
         super().__init__()
         self.ln_1 = RMSNorm(config.n_embd, config.norm_eps)
         self.attn = GroupedQueryAttention(config.n_embd, config.n_head, config.n_kv_head,
-                                          config.rope_base, config.dropout)
+                                          config.rope_base, config.dropout, config.sliding_window)
         self.ln_2 = RMSNorm(config.n_embd, config.norm_eps)
-        self.mlp = SwiGLU(config.n_embd, config.ffn_hidden, config.dropout)
+        if config.n_expert:
+            self.mlp = MoEFeedForward(config.n_embd, config.ffn_hidden, config.n_expert,
+                                      config.expert_top_k, config.dropout)
+        else:
+            self.mlp = SwiGLU(config.n_embd, config.ffn_hidden, config.dropout)
 
     def forward(self, x: torch.Tensor, start: int = 0, cache: KVCache | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), start=start, cache=cache)
@@ -118,8 +142,10 @@ class ModernGPT(TransformerBase):
             self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
         for block in self.blocks:  # residual projections scaled down with depth, as in the GPT
-            for proj in (block.attn.o, block.mlp.down):
+            experts = block.mlp.experts if config.n_expert else [block.mlp]
+            for proj in (block.attn.o, *(expert.down for expert in experts)):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
+        self.aux_loss: torch.Tensor | None = None
 
     def new_cache(self) -> list[KVCache]:
         """One empty key/value cache per layer (each holds n_kv_head heads)."""
@@ -144,4 +170,10 @@ class ModernGPT(TransformerBase):
         for i, block in enumerate(self.blocks):
             x = block(x, start=start, cache=None if cache is None else cache[i])
         logits = self.lm_head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
-        return logits, lm_loss(logits, targets)
+        loss = lm_loss(logits, targets)
+        if self.config.n_expert:
+            pooled = torch.cat([block.mlp.router_logits for block in self.blocks])  # (n_layer*N, E)
+            self.aux_loss = load_balancing_loss(pooled, self.config.expert_top_k)
+            if loss is not None and self.training:
+                loss = loss + self.config.router_aux_coef * self.aux_loss
+        return logits, loss

@@ -10,7 +10,7 @@ or loaded from a package that ships its weights). In reading order:
 - :mod:`~llm_lessons.interop.gpt2` — our :class:`~llm_lessons.gpt.GPT` to and from
   ``GPT2LMHeadModel``, and loading real GPT-2 weights for readers who are online (3.2, 5)
 - :mod:`~llm_lessons.interop.llama` — the modern decoder
-  (:class:`~llm_lessons.frontiers.modern_gpt.ModernGPT`) to and from ``LlamaForCausalLM`` (8)
+  (:class:`~llm_lessons.frontiers.modern_gpt.ModernGPT`) to and from Llama, Mistral and Mixtral (8)
 - :mod:`~llm_lessons.interop.minilm` — real attention from the shipped all-MiniLM-L6-v2, and
   one of its layers copied into our :class:`~llm_lessons.attention.MultiHeadAttention`
   (4.1 attention, 4.2 positional encodings; 2.4 relevance embeds with it)

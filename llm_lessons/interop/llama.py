@@ -1,5 +1,10 @@
-"""Our :class:`~llm_lessons.frontiers.modern_gpt.ModernGPT` to and from ``transformers``'
-``LlamaForCausalLM`` (no download: the Hugging Face model is built from a translated config).
+"""Our :class:`~llm_lessons.frontiers.modern_gpt.ModernGPT` to and from ``transformers``' Llama
+family (no download: the Hugging Face model is built from a translated config).
+
+One ModernGPT class covers three of their architectures: ``LlamaForCausalLM`` (dense, full
+attention), ``MistralForCausalLM`` (dense, ``sliding_window``) and ``MixtralForCausalLM``
+(``n_expert > 0``: its sparse mixture-of-experts layer, router and load-balancing loss).
+:func:`modern_to_hf` picks the one that matches the config.
 
 Shapes use fixed letters: C channels, nh heads, hs head size.
 
@@ -50,14 +55,17 @@ def halves_to_pairs(w: torch.Tensor, n_head: int) -> torch.Tensor:
 
 
 def _table(config: ModernConfig) -> list[tuple[str, str]]:
-    """(our name, Llama name) for every tensor except the permuted q and k projections."""
+    """(our name, Llama name) for every tensor except q and k (permuted) and experts (stacked)."""
     rows = [("wte.weight", "model.embed_tokens.weight"), ("ln_f.weight", "model.norm.weight")]
     if not config.tie_weights:
         rows.append(("lm_head.weight", "lm_head.weight"))
     layer = [("ln_1.weight", "input_layernorm.weight"), ("attn.v.weight", "self_attn.v_proj.weight"),
-             ("attn.o.weight", "self_attn.o_proj.weight"),
-             ("ln_2.weight", "post_attention_layernorm.weight"), ("mlp.gate.weight", "mlp.gate_proj.weight"),
-             ("mlp.up.weight", "mlp.up_proj.weight"), ("mlp.down.weight", "mlp.down_proj.weight")]
+             ("attn.o.weight", "self_attn.o_proj.weight"), ("ln_2.weight", "post_attention_layernorm.weight")]
+    if config.n_expert:  # Mixtral calls its router "gate"
+        layer.append(("mlp.router.weight", "mlp.gate.weight"))
+    else:
+        layer += [("mlp.gate.weight", "mlp.gate_proj.weight"), ("mlp.up.weight", "mlp.up_proj.weight"),
+                  ("mlp.down.weight", "mlp.down_proj.weight")]
     for i in range(config.n_layer):
         rows += [(f"blocks.{i}.{ours}", f"model.layers.{i}.{theirs}") for ours, theirs in layer]
     return rows
@@ -77,26 +85,61 @@ def _copy_qk(dst, src, config: ModernConfig, to_hf: bool) -> None:
                 dst_state[dst_name].copy_(reorder(src_state[src_name], n))
 
 
-def llama_config(config: ModernConfig):
-    """The ``transformers.LlamaConfig`` of the same shape (dropout is not carried: eval mode)."""
-    from transformers import LlamaConfig
+def _copy_experts(dst, src, config: ModernConfig, to_hf: bool) -> None:
+    """Mixtral stacks its experts: gate_up_proj (E, 2H, C) = [gate; up], down_proj (E, C, H)."""
+    if not config.n_expert:
+        return
+    dst_state, src_state = dst.state_dict(), src.state_dict()
+    ours, theirs = (src_state, dst_state) if to_hf else (dst_state, src_state)
+    with torch.no_grad():
+        for i in range(config.n_layer):
+            gate_up = theirs[f"model.layers.{i}.mlp.experts.gate_up_proj"]  # (E, 2H, C)
+            down = theirs[f"model.layers.{i}.mlp.experts.down_proj"]  # (E, C, H)
+            for e in range(config.n_expert):
+                name = f"blocks.{i}.mlp.experts.{e}"
+                if to_hf:
+                    gate_up[e].copy_(torch.cat([ours[f"{name}.gate.weight"], ours[f"{name}.up.weight"]]))
+                    down[e].copy_(ours[f"{name}.down.weight"])
+                else:
+                    gate, up = gate_up[e].chunk(2)  # (2H, C) -> (H, C) twice
+                    ours[f"{name}.gate.weight"].copy_(gate)
+                    ours[f"{name}.up.weight"].copy_(up)
+                    ours[f"{name}.down.weight"].copy_(down[e])
 
-    return LlamaConfig(vocab_size=config.vocab_size, hidden_size=config.n_embd,
-                       intermediate_size=config.ffn_hidden, num_hidden_layers=config.n_layer,
-                       num_attention_heads=config.n_head, num_key_value_heads=config.n_kv_head,
-                       head_dim=config.n_embd // config.n_head, max_position_embeddings=config.block_size,
-                       rms_norm_eps=config.norm_eps, tie_word_embeddings=config.tie_weights,
-                       rope_parameters={"rope_type": "default", "rope_theta": config.rope_base},
-                       hidden_act="silu", attention_bias=False, mlp_bias=False, attention_dropout=0.0,
-                       bos_token_id=None, eos_token_id=None, pad_token_id=None)
+
+def llama_config(config: ModernConfig):
+    """The ``transformers`` config of the same shape: LlamaConfig, MistralConfig (sliding
+    window) or MixtralConfig (experts). Dropout is not carried (conversions are for eval mode)."""
+    from transformers import LlamaConfig, MistralConfig, MixtralConfig
+
+    shared = dict(vocab_size=config.vocab_size, hidden_size=config.n_embd,
+                  intermediate_size=config.ffn_hidden, num_hidden_layers=config.n_layer,
+                  num_attention_heads=config.n_head, num_key_value_heads=config.n_kv_head,
+                  head_dim=config.n_embd // config.n_head, max_position_embeddings=config.block_size,
+                  rms_norm_eps=config.norm_eps, tie_word_embeddings=config.tie_weights,
+                  rope_parameters={"rope_type": "default", "rope_theta": config.rope_base},
+                  hidden_act="silu", attention_dropout=0.0,
+                  bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    if config.n_expert:
+        return MixtralConfig(**shared, sliding_window=config.sliding_window,
+                             num_local_experts=config.n_expert, num_experts_per_tok=config.expert_top_k,
+                             router_aux_loss_coef=config.router_aux_coef, router_jitter_noise=0.0)
+    if config.sliding_window is not None:
+        return MistralConfig(**shared, sliding_window=config.sliding_window)
+    return LlamaConfig(**shared, attention_bias=False, mlp_bias=False)
 
 
 def modern_config_from_llama(hf_config) -> ModernConfig:
     """Our ``ModernConfig`` for a ``LlamaConfig``; refuses the variants ModernGPT cannot express."""
     rope = dict(getattr(hf_config, "rope_parameters", None) or {})
     head_dim = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // hf_config.num_attention_heads
+    if hf_config.model_type not in ("llama", "mistral", "mixtral"):
+        raise ValueError(f"a {hf_config.model_type!r} model is not in the Llama family "
+                         "(llama, mistral, mixtral) that ModernGPT reproduces")
+    experts = getattr(hf_config, "num_local_experts", 0) if hf_config.model_type == "mixtral" else 0
     checks = {"hidden_act": (hf_config.hidden_act, ("silu",)),
-              "attention_bias": (hf_config.attention_bias, (False,)),
+              "attention_bias": (getattr(hf_config, "attention_bias", False), (False,)),
+              "router_jitter_noise": (getattr(hf_config, "router_jitter_noise", 0.0), (0.0, 0)),
               "mlp_bias": (getattr(hf_config, "mlp_bias", False), (False,)),
               "rope_type": (rope.get("rope_type", "default"), ("default",)),
               "head_dim": (head_dim, (hf_config.hidden_size // hf_config.num_attention_heads,)),
@@ -112,25 +155,31 @@ def modern_config_from_llama(hf_config) -> ModernConfig:
                         ffn_hidden=hf_config.intermediate_size,
                         rope_base=float(rope.get("rope_theta", 10000.0)),
                         norm_eps=hf_config.rms_norm_eps,
-                        tie_weights=bool(getattr(hf_config, "tie_word_embeddings", False)))
+                        tie_weights=bool(getattr(hf_config, "tie_word_embeddings", False)),
+                        sliding_window=getattr(hf_config, "sliding_window", None), n_expert=experts,
+                        expert_top_k=getattr(hf_config, "num_experts_per_tok", 2) if experts else 2,
+                        router_aux_coef=getattr(hf_config, "router_aux_loss_coef", 0.01) if experts else 0.01)
 
 
 def modern_to_hf(model: ModernGPT):
-    """A ``transformers.LlamaForCausalLM`` holding a copy of our ModernGPT's weights (eval mode)."""
-    from transformers import LlamaForCausalLM
+    """A Llama, Mistral or Mixtral ``...ForCausalLM`` holding a copy of our ModernGPT's weights
+    (eval mode)."""
+    from transformers import AutoModelForCausalLM
 
     if not isinstance(model, ModernGPT):
         raise TypeError(f"modern_to_hf needs our ModernGPT, got {type(model).__name__}")
-    hf = LlamaForCausalLM(llama_config(model.config)).to(model_device(model))
+    hf = AutoModelForCausalLM.from_config(llama_config(model.config)).to(model_device(model))
     _copy(hf, model, [(theirs, ours, False) for ours, theirs in _table(model.config)])
     _copy_qk(hf, model, model.config, to_hf=True)
+    _copy_experts(hf, model, model.config, to_hf=True)
     return hf.eval()
 
 
 def modern_from_hf(hf_model) -> ModernGPT:
-    """Our ModernGPT holding a copy of a ``LlamaForCausalLM``'s weights (eval mode)."""
+    """Our ModernGPT holding a copy of a Llama, Mistral or Mixtral model's weights (eval mode)."""
     config = modern_config_from_llama(hf_model.config)
     model = ModernGPT(config).to(model_device(hf_model))
     _copy(model, hf_model, [(ours, theirs, False) for ours, theirs in _table(config)])
     _copy_qk(model, hf_model, config, to_hf=False)
+    _copy_experts(model, hf_model, config, to_hf=False)
     return model.eval()

@@ -254,3 +254,66 @@ def test_a_sliding_window_limits_how_far_back_each_layer_reaches():
     with torch.no_grad():
         steps = torch.cat([model(idx[:, t:t + 1], cache=cache)[0] for t in range(16)], dim=1)
         assert torch.allclose(steps, model(idx)[0], atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# Efficient attention: the online softmax against PyTorch's fused attention, and the cache size
+
+from llm_lessons.frontiers.flash_attention import memory_traffic, online_softmax_attention  # noqa: E402
+from llm_lessons.frontiers.modern_gpt import kv_cache_bytes_per_token  # noqa: E402
+
+
+@pytest.mark.parametrize("T, block_q, block_k", [(1, 4, 4), (17, 4, 5), (33, 8, 8), (20, 64, 3)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_online_softmax_equals_sdpa_forward_and_backward(T, block_q, block_k, causal):
+    g = torch.Generator().manual_seed(T)
+    q, k, v = (torch.randn(2, 3, T, 8, generator=g, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    ours = online_softmax_attention(q, k, v, block_q=block_q, block_k=block_k, causal=causal)
+    theirs = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert torch.allclose(ours, theirs, atol=1e-10)
+    upstream = torch.randn(ours.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((ours * upstream).sum(), (q, k, v))
+    expected = torch.autograd.grad((theirs * upstream).sum(), (q, k, v))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads, expected, strict=True))
+
+
+def test_large_scores_do_not_overflow_the_running_sums():
+    q = torch.full((1, 1, 6, 4), 40.0)  # scores of 3,200: exp would overflow without the max
+    k, v = q.clone(), torch.randn(1, 1, 6, 4, generator=torch.Generator().manual_seed(0))
+    out = online_softmax_attention(q, k, v, block_q=2, block_k=2, causal=True)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=1e-5)
+
+
+def test_the_traffic_counted_in_the_loop_is_the_formula_and_has_no_square_term():
+    q = k = v = torch.zeros(1, 1, 100, 8)
+    for block_q in (1, 16, 100):
+        counted = [0, 0]
+        online_softmax_attention(q, k, v, block_q=block_q, block_k=7, traffic=counted)
+        formula = memory_traffic(100, 8, block_q=block_q, block_k=7)
+        assert counted == [formula.reads, formula.writes]
+    causal = [0, 0]
+    online_softmax_attention(q, k, v, block_q=10, block_k=10, causal=True, traffic=causal)
+    assert causal[0] < 0.6 * memory_traffic(100, 8, 10, 10).reads  # tiles above the diagonal skipped
+    plain = memory_traffic(100, 8)
+    assert plain.total == 4 * 100 * 100 + 4 * 100 * 8
+    ratios = [memory_traffic(T, 64).total / memory_traffic(T, 64, block_q=256, block_k=64).total
+              for T in (1024, 4096, 65536)]  # the advantage tends to 2 Bq / hs = 8, not with T
+    assert 6.5 < ratios[0] < ratios[1] < ratios[2] < 8.0 and ratios[2] > 7.9
+
+
+def test_online_softmax_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="share one shape"):
+        online_softmax_attention(torch.zeros(1, 1, 4, 8), torch.zeros(1, 1, 5, 8), torch.zeros(1, 1, 5, 8))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_the_cache_grows_by_the_predicted_bytes_per_token(shape):
+    model = ModernGPT(_config(**SHAPES[shape]))
+    cache = model.new_cache()
+    with torch.no_grad():
+        model(_ids(1, 12), cache=cache)
+    measured = sum(c.k.nbytes + c.v.nbytes for c in cache) / 12
+    assert measured == kv_cache_bytes_per_token(model.config)
+    assert kv_cache_bytes_per_token(model.config) * SHAPES[shape]["n_kv_head"] ** -1 == 2 * 2 * 8 * 4

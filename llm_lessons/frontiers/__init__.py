@@ -8,6 +8,9 @@ In reading order:
   smaller key-value cache it buys, and sliding-window masks (8, the modern decoder)
 - :mod:`~llm_lessons.frontiers.moe` — a mixture-of-experts feed-forward layer: top-k router,
   load-balancing loss (8, the modern decoder)
+- :mod:`~llm_lessons.frontiers.flash_attention` — the online softmax, tiled as FlashAttention
+  tiles it: the same numbers as ``scaled_dot_product_attention`` without the T x T matrix, and
+  the memory traffic it saves, counted (8, efficient attention)
 - :mod:`~llm_lessons.frontiers.modern_gpt` — the book's GPT with those substitutions, a
   Llama-shaped decoder with the book's ``forward(idx, targets=None) -> (logits, loss)``; its
   oracles are ``transformers``' Llama, Mistral and Mixtral (:mod:`llm_lessons.interop.llama`)

@@ -100,6 +100,17 @@ class ModernConfig(TransformerConfig):
         check_real(self.router_aux_coef, "ModernConfig.router_aux_coef", low=0.0)
 
 
+def kv_cache_bytes_per_token(config: ModernConfig, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes the key-value cache grows by per generated token: keys and values, every layer,
+    ``n_kv_head`` heads of size hs each. Grouped queries divide it by n_head / n_kv_head.
+
+    >>> kv_cache_bytes_per_token(ModernConfig(vocab_size=10, n_layer=4, n_head=4, n_embd=128, n_kv_head=1))
+    1024
+    """
+    hs = config.n_embd // config.n_head
+    return 2 * config.n_layer * config.n_kv_head * hs * torch.empty(0, dtype=dtype).element_size()
+
+
 class ModernBlock(nn.Module):
     """Pre-norm block: x + attn(norm(x)), then x + ffn(norm(x)); (B, T, C) -> (B, T, C)."""
 

@@ -2,6 +2,8 @@
 
 In reading order:
 
+- :mod:`~llm_lessons.frontiers.scaling` — training compute counted exactly (and as 6ND),
+  Chinchilla's parametric fit L(N, D) with bootstrap intervals, IsoFLOP minima (8, scaling laws)
 - :mod:`~llm_lessons.frontiers.layers` — RMSNorm and the SwiGLU feed-forward layer (8, the
   modern decoder)
 - :mod:`~llm_lessons.frontiers.gqa` — grouped-query attention with rotary positions, the

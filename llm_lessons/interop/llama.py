@@ -107,9 +107,19 @@ def _copy_experts(dst, src, config: ModernConfig, to_hf: bool) -> None:
                     ours[f"{name}.down.weight"].copy_(down[e])
 
 
+def _require_transformers_5() -> None:
+    """Version 5 renamed the RoPE settings (``rope_parameters``) and stacked Mixtral's experts;
+    an older library would take the new names silently and compute something else."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) < 5:
+        raise ImportError(f"the Llama-family bridge needs transformers >= 5, found {transformers.__version__}")
+
+
 def llama_config(config: ModernConfig):
     """The ``transformers`` config of the same shape: LlamaConfig, MistralConfig (sliding
     window) or MixtralConfig (experts). Dropout is not carried (conversions are for eval mode)."""
+    _require_transformers_5()
     from transformers import LlamaConfig, MistralConfig, MixtralConfig
 
     shared = dict(vocab_size=config.vocab_size, hidden_size=config.n_embd,
@@ -131,6 +141,7 @@ def llama_config(config: ModernConfig):
 
 def modern_config_from_llama(hf_config) -> ModernConfig:
     """Our ``ModernConfig`` for a ``LlamaConfig``; refuses the variants ModernGPT cannot express."""
+    _require_transformers_5()
     rope = dict(getattr(hf_config, "rope_parameters", None) or {})
     head_dim = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // hf_config.num_attention_heads
     if hf_config.model_type not in ("llama", "mistral", "mixtral"):

@@ -113,7 +113,7 @@ def _require_transformers_5() -> None:
     import transformers
 
     if int(transformers.__version__.split(".")[0]) < 5:
-        raise ImportError(f"the Llama-family bridge needs transformers >= 5, found {transformers.__version__}")
+        raise ImportError(f"the Llama-family bridge needs transformers >= 5, not {transformers.__version__}")
 
 
 def llama_config(config: ModernConfig):

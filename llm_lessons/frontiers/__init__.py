@@ -16,4 +16,6 @@ In reading order:
 - :mod:`~llm_lessons.frontiers.modern_gpt` — the book's GPT with those substitutions, a
   Llama-shaped decoder with the book's ``forward(idx, targets=None) -> (logits, loss)``; its
   oracles are ``transformers``' Llama, Mistral and Mixtral (:mod:`llm_lessons.interop.llama`)
+- :mod:`~llm_lessons.frontiers.lora` — LoRA: a frozen model fine-tuned through low-rank updates,
+  merged and unmerged; ``peft`` is its oracle (8, fine-tuning)
 """

@@ -18,7 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "llm_lessons"
-MAX_ENTRIES = 26
+MAX_CORE_MODULES = 20  # the flat core: one module per concept of chapters 1-5
+MAX_WINGS = 8  # one per large part of the book, named in CONTRIBUTING.md
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -190,7 +191,13 @@ def test_the_package_folder_reads_at_a_glance():
     tracked = subprocess.run(["git", "ls-files", "llm_lessons"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()
     entries = {Path(p).parts[1] for p in tracked}
-    assert 0 < len(entries) <= MAX_ENTRIES, sorted(entries)
+    core = sorted(e for e in entries if e.endswith(".py") and e != "__init__.py")
+    wings = sorted(e for e in entries if (PACKAGE / e).is_dir())
+    assert 0 < len(core) <= MAX_CORE_MODULES, core
+    assert len(wings) <= MAX_WINGS, wings
+    assert set(entries) == {*core, *wings, "__init__.py"}, sorted(entries)  # nothing else at the top
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert all(f"`{wing}/`" in contributing for wing in wings), "a wing CONTRIBUTING.md does not name"
 
 
 def test_every_wing_docstring_maps_its_modules():

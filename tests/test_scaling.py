@@ -12,13 +12,13 @@ from llm_lessons.frontiers.scaling import (
     ScalingLaw,
     _objective,
     bootstrap_fits,
+    exact_training_flops,
     fit_scaling_law,
     forward_flops_per_token,
     isoflop_minimum,
-    six_nd,
-    training_flops,
 )
 from llm_lessons.gpt import GPT, GPTConfig
+from llm_lessons.scale import training_flops as six_nd
 
 TRUE = ScalingLaw(E=1.1, A=40.0, B=300.0, alpha=0.4, beta=0.35)
 
@@ -42,7 +42,7 @@ def test_the_flop_count_is_pytorchs_count_of_the_models_matrix_products(n_layer,
         loss.backward()
     tokens = idx.numel()
     assert forward.get_total_flops() == tokens * forward_flops_per_token(n_layer, n_embd, block_size, 73)
-    assert forward.get_total_flops() + backward.get_total_flops() == training_flops(
+    assert forward.get_total_flops() + backward.get_total_flops() == exact_training_flops(
         n_layer, n_embd, block_size, 73, tokens)
 
 
@@ -50,7 +50,7 @@ def test_six_nd_is_close_to_the_exact_count_when_attention_is_small():
     """6ND counts parameters; the exact count adds attention's 12 T C per token per layer (and
     leaves out the embedding lookups, which cost no multiplication)."""
     model = GPT(GPTConfig.preset("nano", vocab_size=65))
-    exact = training_flops(4, 128, 64, 65, 10**6)
+    exact = exact_training_flops(4, 128, 64, 65, 10**6)
     estimate = six_nd(model.num_params(), 10**6)
     attention = 3 * 4 * (4 * 64 * 128) * 10**6
     assert 0.05 < attention / exact < 0.15

@@ -5,7 +5,8 @@ model's shape C_ (channels, ``n_embd``), T context, V vocabulary.
 
 **Compute.** A training step costs about 6 FLOPs per parameter per token: 2 for the forward
 multiply-adds, 4 for the backward (a gradient for the activations and one for the weights).
-:func:`training_flops` counts the matrix products of the book's GPT one by one instead, including
+:func:`exact_training_flops` counts the matrix products of the book's GPT one by one instead
+(6ND itself is :func:`llm_lessons.scale.training_flops`, chapter 1's estimate), including
 what 6ND leaves out: attention's scores and weighted sums, 4 T C_ per token per layer, which
 matter for small models with long contexts (about 8% of the nano model's compute).
 
@@ -30,11 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def six_nd(N: float, D: float) -> float:
-    """The usual estimate of training compute: 6 FLOPs per parameter per token."""
-    return 6.0 * N * D
-
-
 def forward_flops_per_token(n_layer: int, n_embd: int, block_size: int, vocab_size: int) -> int:
     """Matrix-product FLOPs (2 per multiply-add) of one token's forward pass through the book's GPT.
 
@@ -48,7 +44,7 @@ def forward_flops_per_token(n_layer: int, n_embd: int, block_size: int, vocab_si
     return n_layer * per_layer + 2 * C_ * vocab_size
 
 
-def training_flops(n_layer: int, n_embd: int, block_size: int, vocab_size: int, tokens: int) -> int:
+def exact_training_flops(n_layer: int, n_embd: int, block_size: int, vocab_size: int, tokens: int) -> int:
     """Exact matrix-product FLOPs of training on ``tokens`` tokens: 3 forward passes' worth (the
     backward pass computes two products for every one of the forward's)."""
     return 3 * tokens * forward_flops_per_token(n_layer, n_embd, block_size, vocab_size)

@@ -1,5 +1,7 @@
 """The book's notebooks as classroom material: every checked exercise is well formed, its answer
-is folded in the book and absent from the student edition, and its check ran and passed."""
+is folded in the book and absent from the student edition, and its check ran and passed; every
+open exercise (an experiment or a question) has a written answer, folded and withheld the same way,
+and so has every exercise on the book's pages."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import pytest
 from llm_lessons.exercises.notebooks import (
     BEGIN,
     END,
+    FOLD,
+    WITHHELD,
     is_check,
     is_solution,
     nbgrader,
@@ -47,6 +51,46 @@ def test_each_answer_is_followed_by_its_check(path):
             printed = "".join(o.get("text", "") for o in cell.get("outputs", []))
             assert "check_" in cell.source and re.search(r"check_\w+: all \d+ \w+ passed", printed), (
                 f"{nbgrader(cell)['grade_id']}: the saved check must run a checker and pass")
+
+
+def open_questions(source: str) -> int:
+    """How many open exercises a markdown cell sets: "**Exercises.** (1) ... (2) ..." in a summary,
+    or a numbered list under "## Exercises" or "## Try it" (0 for any other cell)."""
+    if "**Exercises.**" in source:
+        return len(re.findall(r"\((\d+)\) ", source.split("**Exercises.**", 1)[1]))
+    heading = re.search(r"^## (?:Exercises|Try it)\s*\n(.*)", source, re.S | re.M)
+    return len(re.findall(r"^\d+\. ", heading.group(1), re.M)) if heading else 0
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_open_exercise_has_a_folded_written_answer(path):
+    nb = nbformat.read(path, as_version=4)
+    student = "\n".join(c.source for c in student_edition(nb).cells)
+    for i, cell in enumerate(nb.cells):
+        asked = open_questions(cell.source) if cell.cell_type == "markdown" else 0
+        if not asked:
+            continue
+        answer = nb.cells[i + 1]
+        assert answer.cell_type == "markdown" and is_solution(answer), f"{path.stem}: no written answer"
+        meta = nbgrader(answer)
+        assert meta.get("grade") and meta.get("points") == asked, f"{path.stem}: {meta}"
+        assert FOLD.match(answer.source), f"{path.stem}: the answers are not folded"
+        numbers = re.findall(r"^\*\*\((\d+)\)\*\* ", answer.source, re.M)
+        assert numbers == [str(k) for k in range(1, asked + 1)], (path.stem, asked, numbers)
+        paragraphs = [p for p in FOLD.match(answer.source).group(1).split("\n\n") if p.strip()]
+        assert all(len(p.split()) >= 12 for p in paragraphs if p.startswith("**(")), "a token answer"
+        assert not any(p.strip() in student for p in paragraphs), f"{path.stem}: an answer leaked"
+        assert WITHHELD in student
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.stem)
+def test_every_page_exercise_has_a_solution(page):
+    text = page.read_text(encoding="utf-8")
+    for section in re.findall(r"^#{2,3} Exercises\n(.*?)(?=^#{1,3} |\Z)", text, re.S | re.M):
+        items = [item for item in re.split(r"^(?=\d+\. )", section, flags=re.M) if item[:1].isdigit()]
+        assert items, f"{page.stem}: an Exercises section without exercises"
+        for item in items:
+            assert "```{dropdown} Solution" in item, f"{page.stem}: no solution for {item[:60]!r}"
 
 
 def test_exercise_ids_are_unique_in_the_book():

@@ -13,11 +13,14 @@ from llm_lessons.exercises import grading
 from llm_lessons.exercises.notebooks import (
     BEGIN_HIDDEN,
     END_HIDDEN,
+    WITHHELD,
     answer_key,
     exercise_cells,
+    is_check,
     nbgrader,
     strip_solution,
     student_edition,
+    written_answer_cell,
 )
 
 MASK_BODY = "return torch.ones(T, T, dtype=torch.bool).tril()"
@@ -38,9 +41,7 @@ def instructor_notebook():
     nb.cells.append(nbformat.v4.new_markdown_cell("**Exercise 2 (medium).** Keep the top k."))
     nb.cells += exercise_cells("ex-top-k", f"def my_top_k(logits, k):\n    {TOP_K_BODY}",
                                "print(check_top_k(my_top_k))", points=2)
-    written = nbformat.v4.new_markdown_cell("Because the mask must hide the future.")
-    written.metadata["tags"] = ["solution"]
-    nb.cells.append(written)
+    nb.cells.append(written_answer_cell("ex-written", ["**(1)** Because the mask must hide the future."]))
     nb.cells.append(nbformat.v4.new_code_cell("print('the end')"))
     return nb
 
@@ -59,11 +60,12 @@ def test_the_student_edition_holds_no_answer_and_the_key_holds_them_all():
     for body_line in [MASK_BODY, *TOP_K_BODY.splitlines()]:
         assert body_line.strip() not in text
     assert "assert my_mask(3).sum() == 6" not in text, "a hidden test leaked"
-    assert "hide the future" not in text, "a written answer leaked"
+    assert "hide the future" not in text and WITHHELD in text, "a written answer leaked"
     assert text.count("raise NotImplementedError()") == 2
     key = answer_key(nb, "test")
-    for body_line in [MASK_BODY, *TOP_K_BODY.splitlines(), "hide the future"]:
+    for body_line in [MASK_BODY, *TOP_K_BODY.splitlines(), "**(1)** Because the mask must hide the future."]:
         assert body_line.strip() in key
+    assert "{dropdown}" not in key, "the key is for reading: no fold"
     assert [nbgrader(c).get("grade_id") for c in student.cells] == [
         nbgrader(c).get("grade_id") for c in nb.cells], "the cells must stay matchable"
 
@@ -148,7 +150,7 @@ def test_a_real_student_edition_runs_top_to_bottom(name, tmp_path, one_numeric_p
     (Two of the quickest notebooks; test_classroom checks every notebook's cells statically.)"""
     folder = os.path.join(os.path.dirname(__file__), os.pardir, "notebooks")
     instructor = nbformat.read(os.path.join(folder, f"{name}.ipynb"), as_version=4)
-    checks = [nbgrader(c)["grade_id"] for c in instructor.cells if nbgrader(c).get("grade") is True]
+    checks = [nbgrader(c)["grade_id"] for c in instructor.cells if is_check(c)]
     errors = _run(student_edition(instructor), folder, timeout=120)
     assert len(checks) >= 2 and [gid for gid, _ in errors] == checks
     assert all("not implemented yet" in o["evalue"] for _, o in errors), [o["evalue"] for _, o in errors]

@@ -12,6 +12,9 @@ For every submission in a folder, ``grade_folder``:
 4. writes ``grades.csv`` (student, exercise, points, max_points, feedback) and one
    ``<student>.feedback.md`` per student.
 
+Written answers (markdown cells that nbgrader would call manually graded) are not scored here:
+they are the teacher's to read, with the answer key (``scripts/classroom.py student``) beside them.
+
 A submission that cannot be read or started scores 0 on every exercise, with the reason; the
 others are graded as usual.
 

@@ -8,8 +8,11 @@ The book's notebooks are the *instructor* edition. An exercise is two code cells
   tests only the grader sees between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``
   (metadata ``{"nbgrader": {"grade": true, "grade_id": "<id>", "points": 1, "locked": true}}``).
 
-A markdown cell tagged ``solution`` holds a written answer. These are nbgrader's own markers and
-metadata, so a teacher who uses nbgrader can import the notebooks as they are.
+A **written answer** (to an open question or an experiment) is a markdown cell marked as nbgrader
+marks a manually graded answer (``{"solution": true, "grade": true, "points": n, ...}``; the tag
+``solution`` works too). In the book its text sits in a ``:::{dropdown} Answers`` fence, folded;
+``written_answer_cell`` builds one. These are nbgrader's own markers and metadata, so a teacher
+who uses nbgrader can import the notebooks as they are.
 
 ``student_edition`` replaces each marked answer by nbgrader's stub (``raise
 NotImplementedError()``), removes hidden tests and written answers, and clears the outputs of
@@ -34,7 +37,10 @@ import nbformat
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-WITHHELD = "*The written answer is withheld in the student edition.*"
+WITHHELD = "YOUR ANSWER HERE"  # nbgrader's text for a manually graded answer in the student's copy
+# The fold around a written answer in the book (MyST's colon fence: in Jupyter or Colab its two
+# lines show as text and the answer between them renders as usual).
+FOLD = re.compile(r"\A:::\{dropdown\}[^\n]*\n(.*)\n:::\s*\Z", re.S)
 
 
 def nbgrader(cell) -> dict:
@@ -101,8 +107,9 @@ def answer_key(nb, title: str) -> str:
         grade_id = nbgrader(cell).get("grade_id", "written answer")
         if cell.cell_type == "code":
             parts.append(f"## {grade_id}\n\n```python\n{cell.source.strip()}\n```\n")
-        else:
-            parts.append(f"## {grade_id}\n\n{cell.source.strip()}\n")
+        else:  # the key is for reading, not folding
+            unfolded = FOLD.sub(lambda m: m.group(1), cell.source.strip()).strip()
+            parts.append(f"## {grade_id}\n\n{unfolded}\n")
     return "\n".join(parts)
 
 
@@ -122,3 +129,22 @@ def exercise_cells(grade_id: str, solution: str, check: str, points: int = 1) ->
         "solution": False, "grade": True, "locked": True, "grade_id": grade_id, "points": points,
         "schema_version": 3}})
     return [solution_cell, check_cell]
+
+
+def written_answer_cell(grade_id: str, answers: list[str]):
+    """A folded markdown cell with the written answers ``(1)``, ``(2)``, ... (for authors).
+
+    >>> print(written_answer_cell("nb-answers", ["**(1)** Yes.", "**(2)** No."]).source)
+    :::{dropdown} Answers
+    <BLANKLINE>
+    **(1)** Yes.
+    <BLANKLINE>
+    **(2)** No.
+    <BLANKLINE>
+    :::
+    """
+    # Blank lines around the answers, so that Jupyter shows each fence line as a paragraph of its own.
+    cell = nbformat.v4.new_markdown_cell(":::{dropdown} Answers\n\n" + "\n\n".join(answers) + "\n\n:::")
+    cell.metadata["nbgrader"] = {"solution": True, "grade": True, "locked": False,
+                                 "points": len(answers), "grade_id": grade_id, "schema_version": 3}
+    return cell

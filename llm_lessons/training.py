@@ -241,7 +241,7 @@ def _diverged(what: str, step: int, model: nn.Module, history: History) -> NonFi
 def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, config: TrainConfig,
           callback: Callable[[History], bool | None] | None = None, *,
           batch_fn: BatchFn | None = None, sample_fn: Callable[[nn.Module], str] | None = None,
-          state_path: str | Path | None = None) -> History:
+          state_path: str | Path | None = None, eval_batch_fn: BatchFn | None = None) -> History:
     """Train ``model`` in place on 1-D token tensors and return its :class:`History`.
 
     At step 0, every ``eval_interval`` steps and at the end, the loss on fixed train and
@@ -258,15 +258,20 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, co
     batch generator, global RNG, history; :mod:`llm_lessons.train_state`) is saved atomically
     at every evaluation point and at the end. If a state is already saved there, training
     continues from it, and finishes with exactly the weights an uninterrupted run would have.
+
+    ``eval_batch_fn`` draws the fixed evaluation batches when they must differ from the training
+    batches' function (data-parallel training shards the training batches, never the evaluation).
     """
     batch_fn = batch_fn or random_windows
+    eval_batch_fn = eval_batch_fn or batch_fn
     T = check_int(config.block_size or block_size_of(model), "block_size", low=1)
     _check_data(train_data, T, "train_data")
     _check_data(val_data, T, "val_data")
     device = model_device(model)
     gen = torch.Generator().manual_seed(config.seed)  # training batches
     fixed = torch.Generator().manual_seed(config.seed + 1)  # the fixed evaluation batches
-    eval_sets = {split: [batch_fn(data, config.eval_batch_size, T, fixed) for _ in range(config.eval_batches)]
+    eval_sets = {split: [eval_batch_fn(data, config.eval_batch_size, T, fixed)
+                         for _ in range(config.eval_batches)]
                  for split, data in (("train", train_data), ("val", val_data))}
     optimizer = make_optimizer(model, config)
     history, first, seconds, resumed = History(), 0, 0.0, False

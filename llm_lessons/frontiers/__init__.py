@@ -18,4 +18,7 @@ In reading order:
   oracles are ``transformers``' Llama, Mistral and Mixtral (:mod:`llm_lessons.interop.llama`)
 - :mod:`~llm_lessons.frontiers.lora` — LoRA: a frozen model fine-tuned through low-rank updates,
   merged and unmerged; ``peft`` is its oracle (8, fine-tuning)
+- :mod:`~llm_lessons.frontiers.distributed` — the book's training loop, unchanged, under DDP or
+  FSDP with ``torchrun``: two processes train exactly like one with the global batch (8,
+  distributed training)
 """

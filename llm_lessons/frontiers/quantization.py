@@ -14,6 +14,9 @@ to ±Q exactly and rounding moves every weight by at most s / 2. The block decid
   since with only 15 levels a row's outliers would flatten all the rest.
 
 Storage: 4 bits pack two to a byte; each scale adds 2 bytes (float16), i.e. 16/G bits per weight.
+:func:`storage_bytes` counts that packed format; :class:`QuantizedLinear` keeps each integer in
+an int8 in memory, for clarity, and dequantizes the whole matrix at every call (a real kernel
+multiplies the integers directly, which is where the speed comes from).
 
 >>> w = torch.tensor([[0.6, -1.0, 0.25, 0.1]])
 >>> q, s = quantize(w, bits=4, scheme="channel")

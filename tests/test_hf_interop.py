@@ -97,10 +97,27 @@ def test_load_gpt2_from_a_local_folder(tmp_path):
 def test_unsupported_shapes_are_refused():
     with pytest.raises(ValueError, match="bias"):
         gpt_to_hf(GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8, bias=False)))
-    relu = transformers.GPT2Config(vocab_size=10, n_positions=8, n_layer=1, n_head=2, n_embd=8,
-                                   activation_function="relu")
+    silu = transformers.GPT2Config(vocab_size=10, n_positions=8, n_layer=1, n_head=2, n_embd=8,
+                                   activation_function="silu")
     with pytest.raises(ValueError, match="activation_function"):
-        gpt_from_hf(transformers.GPT2LMHeadModel(relu))
+        gpt_from_hf(transformers.GPT2LMHeadModel(silu))
+    with pytest.raises(ValueError, match="GPTConfig.activation must be one of"):
+        GPTConfig(vocab_size=10, activation="swish")
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_other_activations_convert_both_ways_with_the_same_logits(activation):
+    torch.manual_seed(5)
+    ours = GPT(GPTConfig(vocab_size=61, block_size=24, n_layer=2, n_head=4, n_embd=32,
+                         activation=activation)).eval()
+    hf = gpt_to_hf(ours)
+    assert hf.config.activation_function == activation
+    idx = torch.randint(61, (2, 24), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert torch.allclose(ours(idx)[0], hf(idx).logits, atol=1e-5, rtol=0)
+        back = gpt_from_hf(hf)
+        assert back.config.activation == activation
+        assert torch.equal(back(idx)[0], ours(idx)[0])
     with pytest.raises(TypeError, match="our GPT"):
         gpt_to_hf(torch.nn.Linear(2, 2))
 

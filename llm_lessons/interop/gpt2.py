@@ -70,6 +70,12 @@ def _gpt2_table(n_layer: int) -> list[tuple[str, str, bool]]:
     return rows
 
 
+#: Our GPTConfig.activation -> GPT2Config.activation_function, and back (two names for the tanh form).
+_ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
+_ACTIVATION_FROM_HF = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu",
+                       "relu": "relu"}
+
+
 def gpt2_config(config: GPTConfig):
     """The ``transformers.GPT2Config`` with the same shape as our ``GPTConfig``."""
     from transformers import GPT2Config
@@ -78,7 +84,7 @@ def gpt2_config(config: GPTConfig):
         raise ValueError("GPT-2 always has biases: only a GPTConfig with bias=True converts")
     return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size,
                       n_embd=config.n_embd, n_layer=config.n_layer, n_head=config.n_head,
-                      n_inner=4 * config.n_embd, activation_function="gelu_new",
+                      n_inner=4 * config.n_embd, activation_function=_ACTIVATION_TO_HF[config.activation],
                       resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
                       layer_norm_epsilon=1e-5, tie_word_embeddings=True,
                       bos_token_id=None, eos_token_id=None, pad_token_id=None)
@@ -86,7 +92,7 @@ def gpt2_config(config: GPTConfig):
 
 def gpt_config_from_gpt2(hf_config) -> GPTConfig:
     """Our ``GPTConfig`` for a ``GPT2Config``; refuses the GPT-2 variants our GPT cannot express."""
-    checks = {"activation_function": (hf_config.activation_function, ("gelu_new", "gelu_pytorch_tanh")),
+    checks = {"activation_function": (hf_config.activation_function, tuple(_ACTIVATION_FROM_HF)),
               "n_inner": (hf_config.n_inner, (None, 4 * hf_config.n_embd)),
               "layer_norm_epsilon": (hf_config.layer_norm_epsilon, (1e-5,)),
               "scale_attn_weights": (hf_config.scale_attn_weights, (True,)),
@@ -100,7 +106,8 @@ def gpt_config_from_gpt2(hf_config) -> GPTConfig:
             raise ValueError(f"GPT2Config.{name}={value!r} is not supported (our GPT needs one of {allowed})")
     return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions,
                      n_layer=hf_config.n_layer, n_head=hf_config.n_head, n_embd=hf_config.n_embd,
-                     dropout=hf_config.resid_pdrop, bias=True)
+                     dropout=hf_config.resid_pdrop, bias=True,
+                     activation=_ACTIVATION_FROM_HF[hf_config.activation_function])
 
 
 def gpt_to_hf(model: GPT):

@@ -12,7 +12,7 @@ so machine load hits them alike. Printed per thread count: median step time and 
 (book / reference: below 1 means the book's step is faster). The book's GPT runs twice: with
 GPT-2's tanh-approximated GELU (its default, for exact conversion to GPT-2) and with the exact
 GELU that nanoGPT uses (``GPTConfig(activation="gelu")``): on CPUs the tanh form's kernels cost
-about twice as much, which is the whole difference between the two models' steps.
+about twice as much, most of the difference between the two models' steps.
 """
 
 from __future__ import annotations

@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="write the history (JSON) here, and the final weights beside it (.safetensors)")
     args = parser.parse_args(argv)
     distributed = args.strategy != "none"
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)  # one GPU per process, chosen before NCCL starts
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)  # every process builds the same initial weights
     model = GPT(GPTConfig.preset(args.preset, vocab_size=vocab, **sizes))
     if torch.cuda.is_available():
-        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+        model = model.to(f"cuda:{local_rank}")
     run = TrainConfig(max_steps=args.steps, batch_size=args.global_batch // world,
                       block_size=model.block_size, warmup_steps=min(10, args.steps),
                       eval_interval=max(1, args.steps // 4),

@@ -114,7 +114,7 @@ SHARED = ["vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout"]
 def test_configs_keep_the_shared_sizes_first_in_their_old_order():
     """Checkpoints store ``to_dict()`` and positional construction follows the fields: both stay."""
     assert TransformerConfig.field_names() == SHARED
-    assert GPTConfig.field_names() == SHARED + ["bias"]
+    assert GPTConfig.field_names() == SHARED + ["bias", "activation"]  # new fields go last
     assert BertConfig.field_names() == SHARED + ["type_vocab_size", "norm_eps"]
     for cls in (GPTConfig, BertConfig):
         with pytest.raises(ValueError, match=rf"^{cls.__name__}\.dropout must be"):

@@ -7,6 +7,9 @@ or loaded from a package that ships its weights). In reading order:
 
 - :mod:`~llm_lessons.interop.bert` — our :class:`~llm_lessons.bert.MaskedLM` to and from
   ``BertForMaskedLM`` (2.3, the masked LM, and 3.3, its training)
+- :mod:`~llm_lessons.interop.hf_tokenizer` — the book's character tokenizers as Hugging Face
+  tokenizers, so that ``pipeline("text-generation")`` and ``pipeline("fill-mask")`` run the
+  book's converted models and give the book's answers (7, tools)
 - :mod:`~llm_lessons.interop.gpt2` — our :class:`~llm_lessons.gpt.GPT` to and from
   ``GPT2LMHeadModel``, and loading real GPT-2 weights for readers who are online (3.2, 5)
 - :mod:`~llm_lessons.interop.llama` — the modern decoder

@@ -36,12 +36,16 @@ def _corpus_root() -> pathlib.Path:
     return pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
 
 
+def play_genres() -> dict[str, str]:
+    """Each bundled play's genre, the corpus's own folder: ``{'hamlet': 'tragedies', ...}``."""
+    root = _corpus_root()
+    return dict(sorted((f.name[:-3], genre.name) for genre in root.iterdir() if genre.is_dir()
+                       for f in genre.iterdir() if f.name.endswith(".md")))
+
+
 def play_names() -> list[str]:
     """Names of the 38 bundled plays (file stems), sorted, e.g. ``'hamlet'``."""
-    root = _corpus_root()
-    names = [f.name[:-3] for genre in root.iterdir() if genre.is_dir() for f in genre.iterdir()
-             if f.name.endswith(".md")]
-    return sorted(names)
+    return list(play_genres())
 
 
 def markdown_to_dialogue(markdown: str) -> str:

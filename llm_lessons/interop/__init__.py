@@ -10,6 +10,8 @@ or loaded from a package that ships its weights). In reading order:
 - :mod:`~llm_lessons.interop.hf_tokenizer` — the book's character tokenizers as Hugging Face
   tokenizers, so that ``pipeline("text-generation")`` and ``pipeline("fill-mask")`` run the
   book's converted models and give the book's answers (7, tools)
+- :mod:`~llm_lessons.interop.hf_datasets` — the corpus as a ``datasets.DatasetDict`` of
+  speeches, split by plays as the book splits it, saved as Arrow offline (7, tools)
 - :mod:`~llm_lessons.interop.gpt2` — our :class:`~llm_lessons.gpt.GPT` to and from
   ``GPT2LMHeadModel``, and loading real GPT-2 weights for readers who are online (3.2, 5)
 - :mod:`~llm_lessons.interop.llama` — the modern decoder

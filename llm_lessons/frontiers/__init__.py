@@ -18,6 +18,8 @@ In reading order:
   oracles are ``transformers``' Llama, Mistral and Mixtral (:mod:`llm_lessons.interop.llama`)
 - :mod:`~llm_lessons.frontiers.lora` — LoRA: a frozen model fine-tuned through low-rank updates,
   merged and unmerged; ``peft`` is its oracle (8, fine-tuning)
+- :mod:`~llm_lessons.frontiers.instructions` — instruction data built from the corpus by code,
+  a chat template in the plays' own dialogue format, the loss on the response only (8, SFT)
 - :mod:`~llm_lessons.frontiers.quantization` — int8 and int4 weights with absmax scales per
   tensor, channel or group; PyTorch's quantized tensors are its oracle (8, quantization)
 - :mod:`~llm_lessons.frontiers.distributed` — the book's training loop, unchanged, under DDP or

@@ -20,6 +20,9 @@ In reading order:
   merged and unmerged; ``peft`` is its oracle (8, fine-tuning)
 - :mod:`~llm_lessons.frontiers.instructions` — instruction data built from the corpus by code,
   a chat template in the plays' own dialogue format, the loss on the response only (8, SFT)
+- :mod:`~llm_lessons.frontiers.preference` — direct preference optimisation: sequence
+  log-probabilities and the DPO loss with its implicit rewards; ``trl`` is its oracle (8,
+  preference tuning)
 - :mod:`~llm_lessons.frontiers.quantization` — int8 and int4 weights with absmax scales per
   tensor, channel or group; PyTorch's quantized tensors are its oracle (8, quantization)
 - :mod:`~llm_lessons.frontiers.distributed` — the book's training loop, unchanged, under DDP or

@@ -167,3 +167,35 @@ def test_the_student_book_extension_examples():
     import doctest
 
     assert doctest.testmod(student_book).failed == 0
+
+
+def test_the_student_book_rewrites_the_sources_it_publishes(tmp_path):
+    """Sphinx copies every source to _sources/ for download; the student book must not ship the
+    instructor's copies there (they hold every answer)."""
+    nb_path = NOTEBOOKS[0]
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    (tmp_path / "notebooks" / nb_path.name).write_text(nb_path.read_text(encoding="utf-8"), encoding="utf-8")
+    page = "1. Why?\n\n   ```{dropdown} Solution\n   Because.\n   ```\n"
+    (tmp_path / "book" / "page.md").write_text(page, encoding="utf-8")
+    assert student_book.student_sources(tmp_path) == 2
+    assert "Because." not in (tmp_path / "book" / "page.md").read_text(encoding="utf-8")
+    published = nbformat.read(tmp_path / "notebooks" / nb_path.name, as_version=4)
+    original = nbformat.read(nb_path, as_version=4)
+    text = "\n".join(c.source for c in published.cells)
+    for cell in original.cells:
+        if is_solution(cell) and cell.cell_type == "markdown":
+            assert cell.source not in text
+        for answer in answers(cell) if cell.cell_type == "code" and is_solution(cell) else []:
+            assert answer not in text
+
+
+def test_the_student_book_drops_the_buttons_that_open_the_instructor_notebooks():
+    class Config:
+        html_theme_options = {"launch_buttons": {"colab_url": "https://colab.research.google.com"},
+                              "use_repository_button": True, "use_issues_button": True}
+
+    config = Config()
+    student_book._no_instructor_links(None, config)
+    assert config.html_theme_options["launch_buttons"] == {}
+    assert config.html_theme_options["use_repository_button"] is False

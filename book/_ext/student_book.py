@@ -10,6 +10,11 @@ variable:
   ``NotImplementedError``, shown rather than folded, hidden tests and written answers are gone,
   and the checks have no saved output.
 
+- the copies of the sources that Sphinx publishes for download (``_sources/``) are rewritten
+  the same way once the build finishes: they are the files a student's "download .ipynb" gets;
+- the launch buttons (Colab, Binder) and the repository button go: they open the repository's
+  notebooks, which are the instructor edition.
+
 Nothing else changes: same prose, same figures, same outputs elsewhere, and the Chinese edition
 drops the same blocks (their messages are simply never used).
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import nbformat
 
@@ -60,7 +66,36 @@ def _student_source(app, docname: str, source: list[str]) -> None:
         source[0] = without_solutions(source[0])
 
 
+def student_sources(folder: Path) -> int:
+    """Rewrite the published sources under ``folder`` as their student editions; returns how many."""
+    count = 0
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".ipynb":
+            path.write_text(student_notebook(path.read_text(encoding="utf-8")), encoding="utf-8")
+        elif path.suffix in (".md", ".txt"):
+            path.write_text(without_solutions(path.read_text(encoding="utf-8")), encoding="utf-8")
+        else:
+            continue
+        count += 1
+    return count
+
+
+def _no_instructor_links(app, config) -> None:
+    options = config.html_theme_options
+    options["launch_buttons"] = {}
+    options["use_repository_button"] = False
+    options["use_source_button"] = False
+    options["use_edit_page_button"] = False
+
+
+def _rewrite_published_sources(app, exception) -> None:
+    if exception is None and app.builder.format == "html":
+        student_sources(Path(app.outdir) / "_sources")
+
+
 def setup(app):
     if os.environ.get(VARIABLE) == "1":
+        app.connect("config-inited", _no_instructor_links)
         app.connect("source-read", _student_source)
+        app.connect("build-finished", _rewrite_published_sources)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

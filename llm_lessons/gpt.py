@@ -28,7 +28,7 @@ from torch import nn
 
 from llm_lessons.attention import KVCache
 from llm_lessons.reproducibility import eval_mode
-from llm_lessons.transformer import ACTIVATIONS, Block, TransformerBase, TransformerConfig, lm_loss
+from llm_lessons.transformer import ACTIVATIONS, Block, CausalDecoder, TransformerConfig, lm_loss
 from llm_lessons.validation import check_bool, check_int, check_logits, check_real, check_token_tensor
 
 #: Named sizes. ``nano`` trains on a laptop CPU in about a minute; ``small`` is the usual
@@ -64,7 +64,7 @@ class GPTConfig(TransformerConfig):
                              f"got {self.activation!r}")
 
 
-class GPT(TransformerBase):
+class GPT(CausalDecoder):
     """A decoder-only Transformer language model with GPT-2's layout (pre-norm, tied embeddings).
 
     ``forward(idx, targets=None, cache=None) -> (logits, loss)``: idx (B, T) token ids,
@@ -93,30 +93,6 @@ class GPT(TransformerBase):
         for block in self.blocks:  # residual projections: variance kept O(1) as layers add up
             for proj in (block.attn.proj, block.mlp.proj):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    def new_cache(self) -> list[KVCache]:
-        """One empty key/value cache per layer, for incremental decoding with ``forward(cache=...)``."""
-        return [KVCache() for _ in self.blocks]
-
-    def _check_inputs(self, idx: torch.Tensor, targets: torch.Tensor | None,
-                      cache: Sequence[KVCache] | None) -> int:
-        """Refuse bad input with a message naming it; return the position of idx's first token."""
-        self._check_tokens(idx, targets)
-        B, T = idx.shape
-        if cache is None:
-            if T > self.block_size:
-                raise ValueError(f"sequence length {T} exceeds block_size {self.block_size}; crop the "
-                                 f"input to its last {self.block_size} tokens (GPT.generate does)")
-            return 0
-        if len(cache) != len(self.blocks):
-            raise ValueError(f"cache has {len(cache)} layers, the model has {len(self.blocks)}")
-        start = cache[0].length  # idx continues the cached tokens
-        if start + T > self.block_size:
-            raise ValueError(f"cache holds {start} tokens; {T} more would exceed block_size "
-                             f"{self.block_size}")
-        if start and cache[0].k.shape[0] != B:
-            raise ValueError(f"cache batch size {cache[0].k.shape[0]} != idx batch size {B}")
-        return start
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 cache: Sequence[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

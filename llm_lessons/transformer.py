@@ -27,7 +27,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -206,3 +206,34 @@ class TransformerBase(nn.Module):
         finally:  # even after an error, later calls take the fused kernel again
             for attn in attns:
                 attn.keep_weights, attn.weights = False, None
+
+
+class CausalDecoder(TransformerBase):
+    """What every decoder-only LM of the book adds to :class:`TransformerBase`: one key-value
+    cache per layer for incremental decoding, and the checks that place ``idx`` after the cached
+    tokens. :class:`llm_lessons.gpt.GPT` and the modern decoder of chapter 8 share them.
+    """
+
+    def new_cache(self) -> list[KVCache]:
+        """One empty key/value cache per layer, for incremental decoding with ``forward(cache=...)``."""
+        return [KVCache() for _ in self.blocks]
+
+    def _check_inputs(self, idx: torch.Tensor, targets: torch.Tensor | None,
+                      cache: Sequence[KVCache] | None) -> int:
+        """Refuse bad input with a message naming it; return the position of idx's first token."""
+        self._check_tokens(idx, targets)
+        B, T = idx.shape
+        if cache is None:
+            if T > self.block_size:
+                raise ValueError(f"sequence length {T} exceeds block_size {self.block_size}; crop the "
+                                 f"input to its last {self.block_size} tokens (generate does)")
+            return 0
+        if len(cache) != len(self.blocks):
+            raise ValueError(f"cache has {len(cache)} layers, the model has {len(self.blocks)}")
+        start = cache[0].length  # idx continues the cached tokens
+        if start + T > self.block_size:
+            raise ValueError(f"cache holds {start} tokens; {T} more would exceed block_size "
+                             f"{self.block_size}")
+        if start and cache[0].k.shape[0] != B:
+            raise ValueError(f"cache batch size {cache[0].k.shape[0]} != idx batch size {B}")
+        return start

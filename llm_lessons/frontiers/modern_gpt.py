@@ -43,7 +43,7 @@ from llm_lessons.attention import KVCache
 from llm_lessons.frontiers.gqa import GroupedQueryAttention
 from llm_lessons.frontiers.layers import RMSNorm, SwiGLU, swiglu_hidden
 from llm_lessons.frontiers.moe import MoEFeedForward, load_balancing_loss
-from llm_lessons.transformer import TransformerBase, TransformerConfig, lm_loss
+from llm_lessons.transformer import CausalDecoder, TransformerConfig, lm_loss
 from llm_lessons.validation import check_bool, check_int, check_real
 
 #: The GPT presets' shapes (so the two models compare at equal width and depth), with two
@@ -131,13 +131,14 @@ class ModernBlock(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class ModernGPT(TransformerBase):
+class ModernGPT(CausalDecoder):
     """A Llama-style decoder with the book's interface.
 
     ``forward(idx, targets=None, cache=None) -> (logits, loss)``, as :class:`~llm_lessons.gpt.GPT`:
     idx (B, T) ids, logits (B, T, V), loss the mean next-token cross-entropy in nats (targets
     -100 ignored). Without a cache T may not exceed ``block_size``; with one from
-    :meth:`new_cache`, idx holds only the new tokens. ``llm_lessons.sampling.generate`` decodes it.
+    :meth:`new_cache` (each layer's cache holds n_kv_head heads), idx holds only the new tokens.
+    ``llm_lessons.sampling.generate`` decodes it.
     """
 
     def __init__(self, config: ModernConfig):
@@ -158,25 +159,10 @@ class ModernGPT(TransformerBase):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
         self.aux_loss: torch.Tensor | None = None
 
-    def new_cache(self) -> list[KVCache]:
-        """One empty key/value cache per layer (each holds n_kv_head heads)."""
-        return [KVCache() for _ in self.blocks]
-
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 cache: Sequence[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) -> logits (B, T, V) and the mean cross-entropy loss (or None)."""
-        self._check_tokens(idx, targets)
-        B, T = idx.shape
-        start = 0
-        if cache is not None:
-            if len(cache) != len(self.blocks):
-                raise ValueError(f"cache has {len(cache)} layers, the model has {len(self.blocks)}")
-            start = cache[0].length
-            if start and cache[0].k.shape[0] != B:
-                raise ValueError(f"cache batch size {cache[0].k.shape[0]} != idx batch size {B}")
-        if start + T > self.block_size:
-            raise ValueError(f"{start} cached + {T} new tokens exceed block_size {self.block_size}; "
-                             f"crop the input to its last {self.block_size} tokens")
+        start = self._check_inputs(idx, targets, cache)  # where idx starts: after the cached tokens
         x = self.drop(self.wte(idx))  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, start=start, cache=None if cache is None else cache[i])

@@ -101,7 +101,7 @@ def compare(steps: int) -> dict[str, float]:
     gen = torch.Generator().manual_seed(0)
     wall, _ = interleaved_training_steps(runs, opts, lambda: random_windows(train_ids, BATCH, BLOCK, gen),
                                          steps, tcfg.grad_clip)
-    params = {name: sum({id(p): p.numel() for p in m.parameters()}.values()) for name, (m, _) in runs.items()}
+    params = {name: sum(p.numel() for p in m.parameters()) for name, (m, _) in runs.items()}
     median = {name: statistics.median(ts[5:]) for name, ts in wall.items()}
     for name, m in median.items():
         print(f"  {name:>20}: {m * 1e3:6.1f} ms/step  ({params[name]:,} parameters)")

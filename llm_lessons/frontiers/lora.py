@@ -110,6 +110,6 @@ def unmerge_lora(model: nn.Module) -> None:
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts, each shared tensor counted once."""
-    unique = {id(p): p for p in model.parameters()}.values()
-    return sum(p.numel() for p in unique if p.requires_grad), sum(p.numel() for p in unique)
+    """(trainable, total) parameter counts; ``parameters()`` yields a shared (tied) tensor once."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

@@ -15,7 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 path=${1:?usage: bash scripts/nbval.sh default|perturbed [notebooks...]}
 shift
-if [ $# -gt 0 ]; then notebooks=("$@"); else mapfile -t notebooks < <(.venv/bin/python scripts/toc_notebooks.py); fi
+# Longest first, in that order (no reordering by xdist, which would sort by number of cells):
+# the two workers then finish within a short notebook of each other.
+if [ $# -gt 0 ]; then notebooks=("$@"); else mapfile -t notebooks < <(.venv/bin/python scripts/toc_notebooks.py --longest-first); fi
 case "$path" in
   default) numeric=() ;;
   perturbed) numeric=(ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE) ;;
@@ -23,7 +25,7 @@ case "$path" in
 esac
 threads=${NBVAL_THREADS:-1}
 case "$threads" in
-  1) workers=(-n 2 --dist loadscope) ;;
+  1) workers=(-n 2 --dist loadscope --no-loadscope-reorder) ;;
   2) workers=(-p no:xdist) ;;
   *) echo "NBVAL_THREADS must be 1 or 2 (two cores)" >&2; exit 2 ;;
 esac

@@ -87,3 +87,56 @@ def test_the_shipped_gpt_keeps_its_loss_at_int8_and_loses_little_at_int4_in_grou
     assert abs(change[(8, "channel")]) < 0.003
     assert change[(4, "tensor")] > change[(4, "channel")] > change[(4, "group")] > -0.003
     assert change[(4, "group")] < 0.01
+
+
+# torchao (PyTorch's quantization library, optional: `pip install torchao`) as a second oracle.
+# Its primitives, given the book's symmetric range [-Q, Q], choose the same scales and integers;
+# its int8 weight-only recipe (the range -128..127, so s = max|w| / 127.5) runs on the CPU and
+# costs the shipped GPT as little as the book's per-channel int8.
+@pytest.mark.parametrize("bits, scheme, group", CASES)
+def test_torchaos_affine_primitives_give_the_books_scales_and_integers(bits, scheme, group):
+    pytest.importorskip("torchao")
+    from torchao.quantization.quant_primitives import MappingType, choose_qparams_affine, quantize_affine
+
+    w = _weight(3)
+    Q = 2 ** (bits - 1) - 1
+    block = {"tensor": list(w.shape), "channel": [1, w.shape[1]], "group": [1, group]}[scheme]
+    scale, zero = choose_qparams_affine(w, MappingType.SYMMETRIC, block, torch.int8,
+                                        quant_min=-Q, quant_max=Q)
+    theirs = quantize_affine(w, block, scale, zero, torch.int8, quant_min=-Q, quant_max=Q)
+    q, ours = quantize(w, bits, scheme, group)
+    assert torch.equal(zero, torch.zeros_like(zero))
+    assert torch.allclose(scale.reshape(-1), ours, rtol=1e-6, atol=0)
+    assert torch.equal(theirs, q)
+
+
+def test_torchaos_int8_weight_only_model_agrees_with_the_books_per_channel_int8():
+    pytest.importorskip("torchao")
+    from torch import nn
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    model, _ = load_gpt_shakespeare()
+    _, _, val = shakespeare_char_data()
+    base = evaluate(model, val, batch_size=32, num_batches=4)
+    book, ao = copy.deepcopy(model), copy.deepcopy(model)
+    quantize_model(book, 8, "channel")
+    # the head is tied to the embedding: left in float, as the book does
+    quantize_(ao, Int8WeightOnlyConfig(),
+              filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and not fqn.endswith("lm_head"))
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not n.endswith("lm_head")]
+    for name in linears:
+        w = model.get_submodule(name).weight.detach()
+        theirs = ao.get_submodule(name).weight
+        layer = book.get_submodule(name)
+        assert theirs.qdata.dtype == torch.int8 and theirs.qdata.shape == w.shape
+        s = theirs.scale.reshape(-1)  # one scale per output row, as the book's per-channel scheme
+        assert torch.allclose(s, layer.scale * 127 / 127.5, rtol=1e-5, atol=0)
+        assert (theirs.qdata.int() - layer.q.int()).abs().max() <= 1  # a slightly finer grid
+        assert torch.all((theirs.dequantize() - w).abs() <= s[:, None] / 2 + 1e-7)  # half a step
+    change_ao = evaluate(ao, val, batch_size=32, num_batches=4) - base
+    change_book = evaluate(book, val, batch_size=32, num_batches=4) - base
+    assert abs(change_ao) < 0.003 and abs(change_book) < 0.003
+    x = val[: 2 * model.block_size].view(2, -1)  # (B, T)
+    with torch.no_grad():
+        logits_ao, logits_book = ao(x)[0], book(x)[0]
+    assert (logits_ao - logits_book).abs().max() < 0.2  # two int8 grids, both close to float

@@ -21,8 +21,8 @@ whole fixed evaluation set itself. Run it as::
     torchrun --nproc_per_node=2 -m llm_lessons.frontiers.distributed --strategy ddp --out run.json
 
 on one machine (CPU: the ``gloo`` backend; GPUs: ``nccl``), or on several machines with
-``--nnodes=2 --node_rank=0|1 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500`` (the same command
-on every machine, each with its own ``--node_rank``).
+``--nnodes=2 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 --rdzv-id=JOB`` (the same command
+on every machine: the rendezvous hands out the ranks).
 
 >>> data = torch.arange(100)
 >>> x0, _ = sharded(random_windows, rank=0, world=2)(data, 2, 4, torch.Generator().manual_seed(0))

@@ -42,6 +42,14 @@ Modules:
   mask-predict's re-masking (which positions, how many).
 - `llm_lessons.exercises.article_fixes`: chapter 5, the float mask ``nn.MultiheadAttention``
   expects, and measuring whether a model reads the future.
+- `llm_lessons.exercises.finetuning`: chapter 8.5, LoRA's trainable-parameter count, its
+  forward pass and the merged weight.
+- `llm_lessons.exercises.alignment`: chapter 8.6, the loss on response tokens only, the DPO
+  loss, the per-character KL to the reference.
+- `llm_lessons.exercises.quantization`: chapter 8.7, absmax quantization per channel,
+  group-wise dequantization, unpacking int4.
+- `llm_lessons.exercises.distributed`: chapter 8.8, combining unequal shards' gradients,
+  reduce-scatter, the bytes each process sends per step.
 - `llm_lessons.exercises.notebooks`: the instructor and student editions of a notebook
   (nbgrader's solution and hidden-test markers), and the answer key.
 - `llm_lessons.exercises.grading`: the autograder: a folder of submissions in, a CSV of scores
@@ -58,6 +66,11 @@ notebook, and grades a folder of submissions.
 check_causal_mask, T = 2: your mask is upper-triangular: query i w
 """
 
+from llm_lessons.exercises.alignment import (
+    check_dpo_loss,
+    check_response_kl,
+    check_response_loss,
+)
 from llm_lessons.exercises.article_fixes import check_future_leak, check_subsequent_mask
 from llm_lessons.exercises.attention import (
     check_attention,
@@ -79,7 +92,17 @@ from llm_lessons.exercises.counting_and_tokens import (
     check_perplexity_units,
 )
 from llm_lessons.exercises.decoding import check_top_k, check_top_p
+from llm_lessons.exercises.distributed import (
+    check_bytes_per_step,
+    check_combine_shard_gradients,
+    check_reduce_scatter,
+)
 from llm_lessons.exercises.evaluation import check_elo_update, check_perplexity
+from llm_lessons.exercises.finetuning import (
+    check_lora_count,
+    check_lora_forward,
+    check_lora_merge,
+)
 from llm_lessons.exercises.foundations import (
     check_add_k_bigram,
     check_bits_per_byte,
@@ -109,6 +132,11 @@ from llm_lessons.exercises.model_arithmetic import (
     check_unigram_bias,
 )
 from llm_lessons.exercises.optimisation import check_clip_grad_norm, check_lr_schedule
+from llm_lessons.exercises.quantization import (
+    check_absmax_per_channel,
+    check_dequantize_groups,
+    check_unpack_int4,
+)
 from llm_lessons.exercises.scale_and_quality import (
     check_clipped_precision,
     check_compute_optimal,
@@ -135,21 +163,24 @@ from llm_lessons.exercises.transformer import (
     check_sinusoidal_encoding,
 )
 
-__all__ = ["ExerciseFailed", "check_adamw_step", "check_add_k_bigram", "check_alibi_bias",
-           "check_attention", "check_beam_step", "check_bits_per_byte", "check_bpe_encode",
-           "check_bpe_merge", "check_brevity_penalty", "check_byte_fallback",
-           "check_calibration_error", "check_causal_mask", "check_clip_grad_norm",
-           "check_clipped_precision", "check_cohen_kappa", "check_compute_optimal",
-           "check_continuation_prob", "check_distinct_n", "check_doubling_time",
+__all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_adamw_step", "check_add_k_bigram",
+           "check_alibi_bias", "check_attention", "check_beam_step", "check_bits_per_byte",
+           "check_bpe_encode", "check_bpe_merge", "check_brevity_penalty", "check_byte_fallback",
+           "check_bytes_per_step", "check_calibration_error", "check_causal_mask",
+           "check_clip_grad_norm", "check_clipped_precision", "check_cohen_kappa",
+           "check_combine_shard_gradients", "check_compute_optimal", "check_continuation_prob",
+           "check_dequantize_groups", "check_distinct_n", "check_doubling_time", "check_dpo_loss",
            "check_elo_update", "check_embed_with_positions", "check_entropy_rate",
            "check_fill_masks", "check_future_leak", "check_gelu", "check_gpt_param_count",
            "check_greedy_generate", "check_interpolated_bigram", "check_kv_cache_append",
-           "check_layer_norm", "check_lr_schedule", "check_mask_80_10_10", "check_masked_accuracy",
+           "check_layer_norm", "check_lora_count", "check_lora_forward", "check_lora_merge",
+           "check_lr_schedule", "check_mask_80_10_10", "check_masked_accuracy",
            "check_masked_attention", "check_merge_heads", "check_min_p", "check_mlm_loss",
            "check_mlm_targets", "check_mlp", "check_most_frequent_pair", "check_multiple_choice",
            "check_norm_ratio", "check_padding_mask", "check_perplexity", "check_perplexity_units",
-           "check_pre_norm_block", "check_pseudo_log_likelihood", "check_remask",
-           "check_remask_counts", "check_repetition_penalty", "check_rope",
-           "check_sequence_log_prob", "check_shift_targets", "check_sinusoidal_encoding",
-           "check_split_heads", "check_subsequent_mask", "check_top_k", "check_top_p",
-           "check_unigram_bias", "check_windowed_nll"]
+           "check_pre_norm_block", "check_pseudo_log_likelihood", "check_reduce_scatter",
+           "check_remask", "check_remask_counts", "check_repetition_penalty", "check_response_kl",
+           "check_response_loss", "check_rope", "check_sequence_log_prob", "check_shift_targets",
+           "check_sinusoidal_encoding", "check_split_heads", "check_subsequent_mask",
+           "check_top_k", "check_top_p", "check_unigram_bias", "check_unpack_int4",
+           "check_windowed_nll"]

@@ -43,15 +43,12 @@ def _absmax(w, bits, over="row", levels="symmetric", rounding="nearest", magnitu
     size = w.abs() if magnitude == "abs" else w
     if over == "row":
         scale = size.amax(dim=1) / Q  # (out,)
-        per_weight = scale[:, None]  # (out, 1)
     elif over == "column":
         scale = size.amax(dim=0) / Q  # (in,)
-        per_weight = scale[None, :]  # (1, in)
     else:  # the whole tensor, reported once per row
         scale = size.amax().expand(w.shape[0]) / Q  # (out,)
-        per_weight = scale[:, None]
     scale = torch.where(scale == 0, torch.ones_like(scale), scale)  # a zero row keeps scale 1
-    per_weight = torch.where(per_weight == 0, torch.ones_like(per_weight), per_weight)
+    per_weight = scale[None, :] if over == "column" else scale[:, None]  # (1, in) or (out, 1)
     x = w / per_weight
     x = torch.round(x) if rounding == "nearest" else torch.trunc(x)
     return x.clamp(low, high).to(torch.int8), scale

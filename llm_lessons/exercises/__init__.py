@@ -42,6 +42,10 @@ Modules:
   mask-predict's re-masking (which positions, how many).
 - `llm_lessons.exercises.article_fixes`: chapter 5, the float mask ``nn.MultiheadAttention``
   expects, and measuring whether a model reads the future.
+- `llm_lessons.exercises.efficient_attention`: chapter 8.3, one step of the online softmax,
+  the key-value cache's bytes per token, a sliding-window causal mask.
+- `llm_lessons.exercises.challenges`: chapter 8.4, how often confident predictions are wrong,
+  a benchmark's contamination rate, the compute and energy of a training run.
 - `llm_lessons.exercises.finetuning`: chapter 8.5, LoRA's trainable-parameter count, its
   forward pass and the merged weight.
 - `llm_lessons.exercises.alignment`: chapter 8.6, the loss on response tokens only, the DPO
@@ -84,6 +88,11 @@ from llm_lessons.exercises.blocks_and_masks import (
     check_norm_ratio,
     check_padding_mask,
 )
+from llm_lessons.exercises.challenges import (
+    check_confident_errors,
+    check_contamination_rate,
+    check_training_cost,
+)
 from llm_lessons.exercises.checking import ExerciseFailed
 from llm_lessons.exercises.counting_and_tokens import (
     check_bpe_encode,
@@ -96,6 +105,11 @@ from llm_lessons.exercises.distributed import (
     check_bytes_per_step,
     check_combine_shard_gradients,
     check_reduce_scatter,
+)
+from llm_lessons.exercises.efficient_attention import (
+    check_kv_cache_bytes,
+    check_online_softmax_step,
+    check_window_mask,
 )
 from llm_lessons.exercises.evaluation import check_elo_update, check_perplexity
 from llm_lessons.exercises.finetuning import (
@@ -168,19 +182,21 @@ __all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_adamw_step", "ch
            "check_bpe_encode", "check_bpe_merge", "check_brevity_penalty", "check_byte_fallback",
            "check_bytes_per_step", "check_calibration_error", "check_causal_mask",
            "check_clip_grad_norm", "check_clipped_precision", "check_cohen_kappa",
-           "check_combine_shard_gradients", "check_compute_optimal", "check_continuation_prob",
-           "check_dequantize_groups", "check_distinct_n", "check_doubling_time", "check_dpo_loss",
-           "check_elo_update", "check_embed_with_positions", "check_entropy_rate",
-           "check_fill_masks", "check_future_leak", "check_gelu", "check_gpt_param_count",
-           "check_greedy_generate", "check_interpolated_bigram", "check_kv_cache_append",
+           "check_combine_shard_gradients", "check_compute_optimal", "check_confident_errors",
+           "check_contamination_rate", "check_continuation_prob", "check_dequantize_groups",
+           "check_distinct_n", "check_doubling_time", "check_dpo_loss", "check_elo_update",
+           "check_embed_with_positions", "check_entropy_rate", "check_fill_masks",
+           "check_future_leak", "check_gelu", "check_gpt_param_count", "check_greedy_generate",
+           "check_interpolated_bigram", "check_kv_cache_append", "check_kv_cache_bytes",
            "check_layer_norm", "check_lora_count", "check_lora_forward", "check_lora_merge",
            "check_lr_schedule", "check_mask_80_10_10", "check_masked_accuracy",
            "check_masked_attention", "check_merge_heads", "check_min_p", "check_mlm_loss",
            "check_mlm_targets", "check_mlp", "check_most_frequent_pair", "check_multiple_choice",
-           "check_norm_ratio", "check_padding_mask", "check_perplexity", "check_perplexity_units",
-           "check_pre_norm_block", "check_pseudo_log_likelihood", "check_reduce_scatter",
-           "check_remask", "check_remask_counts", "check_repetition_penalty", "check_response_kl",
+           "check_norm_ratio", "check_online_softmax_step", "check_padding_mask",
+           "check_perplexity", "check_perplexity_units", "check_pre_norm_block",
+           "check_pseudo_log_likelihood", "check_reduce_scatter", "check_remask",
+           "check_remask_counts", "check_repetition_penalty", "check_response_kl",
            "check_response_loss", "check_rope", "check_sequence_log_prob", "check_shift_targets",
            "check_sinusoidal_encoding", "check_split_heads", "check_subsequent_mask",
-           "check_top_k", "check_top_p", "check_unigram_bias", "check_unpack_int4",
-           "check_windowed_nll"]
+           "check_top_k", "check_top_p", "check_training_cost", "check_unigram_bias",
+           "check_unpack_int4", "check_window_mask", "check_windowed_nll"]

@@ -42,6 +42,8 @@ Modules:
   mask-predict's re-masking (which positions, how many).
 - `llm_lessons.exercises.article_fixes`: chapter 5, the float mask ``nn.MultiheadAttention``
   expects, and measuring whether a model reads the future.
+- `llm_lessons.exercises.modern_decoder`: chapter 8.2, RMSNorm, the SwiGLU layer, and
+  key/value heads repeated for grouped-query attention.
 - `llm_lessons.exercises.efficient_attention`: chapter 8.3, one step of the online softmax,
   the key-value cache's bytes per token, a sliding-window causal mask.
 - `llm_lessons.exercises.challenges`: chapter 8.4, how often confident predictions are wrong,
@@ -145,6 +147,7 @@ from llm_lessons.exercises.model_arithmetic import (
     check_gpt_param_count,
     check_unigram_bias,
 )
+from llm_lessons.exercises.modern_decoder import check_repeat_kv, check_rms_norm, check_swiglu
 from llm_lessons.exercises.optimisation import check_clip_grad_norm, check_lr_schedule
 from llm_lessons.exercises.quantization import (
     check_absmax_per_channel,
@@ -195,8 +198,9 @@ __all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_adamw_step", "ch
            "check_norm_ratio", "check_online_softmax_step", "check_padding_mask",
            "check_perplexity", "check_perplexity_units", "check_pre_norm_block",
            "check_pseudo_log_likelihood", "check_reduce_scatter", "check_remask",
-           "check_remask_counts", "check_repetition_penalty", "check_response_kl",
-           "check_response_loss", "check_rope", "check_sequence_log_prob", "check_shift_targets",
-           "check_sinusoidal_encoding", "check_split_heads", "check_subsequent_mask",
-           "check_top_k", "check_top_p", "check_training_cost", "check_unigram_bias",
-           "check_unpack_int4", "check_window_mask", "check_windowed_nll"]
+           "check_remask_counts", "check_repeat_kv", "check_repetition_penalty",
+           "check_response_kl", "check_response_loss", "check_rms_norm", "check_rope",
+           "check_sequence_log_prob", "check_shift_targets", "check_sinusoidal_encoding",
+           "check_split_heads", "check_subsequent_mask", "check_swiglu", "check_top_k",
+           "check_top_p", "check_training_cost", "check_unigram_bias", "check_unpack_int4",
+           "check_window_mask", "check_windowed_nll"]

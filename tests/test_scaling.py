@@ -114,3 +114,24 @@ def test_bad_runs_are_refused_by_name():
         fit_scaling_law([1e4, 2e4, 3e4, 4e4, 0.0], [1e6] * 5, [2.0] * 5)
     with pytest.raises(ValueError, match="one length"):
         fit_scaling_law([1e4] * 5, [1e6] * 6, [2.0] * 5)
+
+
+def test_one_ladder_point_trains_its_budget_and_scores_a_fixed_validation_set():
+    from llm_lessons.frontiers.scaling import train_point
+
+    g = torch.Generator().manual_seed(0)
+    train_ids = torch.randint(0, 4, (5000,), generator=g) * 2  # only even ids: learnable
+    val_ids = torch.randint(0, 4, (600,), generator=g) * 2
+    point = dict(n_layer=1, n_embd=16, tokens=30 * 8 * 16 + 100, vocab_size=9, block_size=16,
+                 batch_size=8, lr=1e-2, val_tokens=512)
+    row = train_point(**point, train_ids=train_ids, val_ids=val_ids)
+    model = GPT(GPTConfig(vocab_size=9, block_size=16, n_layer=1, n_head=1, n_embd=16))
+    assert (row["N"], row["steps"], row["D"]) == (model.num_params(), 30, 30 * 8 * 16)  # whole batches
+    assert row["flops_6nd"] == 6 * row["N"] * row["D"]
+    assert row["flops_exact"] == exact_training_flops(1, 16, 16, 9, row["D"])
+    # it learned that odd ids never come (ln 9 for a uniform guess, ln 4 for the four even ids)
+    assert row["val_loss"] < math.log(4) + 0.05 < math.log(9)
+    again = train_point(**point, train_ids=train_ids, val_ids=val_ids)
+    assert again["val_loss"] == pytest.approx(row["val_loss"], abs=1e-6)  # seeded: the same run
+    with pytest.raises(ValueError, match="no whole batch"):
+        train_point(**{**point, "tokens": 100}, train_ids=train_ids, val_ids=val_ids)

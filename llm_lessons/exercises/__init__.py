@@ -42,6 +42,8 @@ Modules:
   mask-predict's re-masking (which positions, how many).
 - `llm_lessons.exercises.article_fixes`: chapter 5, the float mask ``nn.MultiheadAttention``
   expects, and measuring whether a model reads the future.
+- `llm_lessons.exercises.scaling_laws`: chapter 8.1, exact training FLOPs, the
+  compute-optimal split of a scaling law, the vertex of an IsoFLOP parabola.
 - `llm_lessons.exercises.modern_decoder`: chapter 8.2, RMSNorm, the SwiGLU layer, and
   key/value heads repeated for grouped-query attention.
 - `llm_lessons.exercises.efficient_attention`: chapter 8.3, one step of the online softmax,
@@ -160,6 +162,11 @@ from llm_lessons.exercises.scale_and_quality import (
     check_distinct_n,
     check_doubling_time,
 )
+from llm_lessons.exercises.scaling_laws import (
+    check_compute_optimal_split,
+    check_isoflop_vertex,
+    check_training_flops,
+)
 from llm_lessons.exercises.search_and_scores import (
     check_beam_step,
     check_cohen_kappa,
@@ -185,22 +192,23 @@ __all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_adamw_step", "ch
            "check_bpe_encode", "check_bpe_merge", "check_brevity_penalty", "check_byte_fallback",
            "check_bytes_per_step", "check_calibration_error", "check_causal_mask",
            "check_clip_grad_norm", "check_clipped_precision", "check_cohen_kappa",
-           "check_combine_shard_gradients", "check_compute_optimal", "check_confident_errors",
-           "check_contamination_rate", "check_continuation_prob", "check_dequantize_groups",
-           "check_distinct_n", "check_doubling_time", "check_dpo_loss", "check_elo_update",
+           "check_combine_shard_gradients", "check_compute_optimal",
+           "check_compute_optimal_split", "check_confident_errors", "check_contamination_rate",
+           "check_continuation_prob", "check_dequantize_groups", "check_distinct_n",
+           "check_doubling_time", "check_dpo_loss", "check_elo_update",
            "check_embed_with_positions", "check_entropy_rate", "check_fill_masks",
            "check_future_leak", "check_gelu", "check_gpt_param_count", "check_greedy_generate",
-           "check_interpolated_bigram", "check_kv_cache_append", "check_kv_cache_bytes",
-           "check_layer_norm", "check_lora_count", "check_lora_forward", "check_lora_merge",
-           "check_lr_schedule", "check_mask_80_10_10", "check_masked_accuracy",
-           "check_masked_attention", "check_merge_heads", "check_min_p", "check_mlm_loss",
-           "check_mlm_targets", "check_mlp", "check_most_frequent_pair", "check_multiple_choice",
-           "check_norm_ratio", "check_online_softmax_step", "check_padding_mask",
-           "check_perplexity", "check_perplexity_units", "check_pre_norm_block",
-           "check_pseudo_log_likelihood", "check_reduce_scatter", "check_remask",
-           "check_remask_counts", "check_repeat_kv", "check_repetition_penalty",
+           "check_interpolated_bigram", "check_isoflop_vertex", "check_kv_cache_append",
+           "check_kv_cache_bytes", "check_layer_norm", "check_lora_count", "check_lora_forward",
+           "check_lora_merge", "check_lr_schedule", "check_mask_80_10_10",
+           "check_masked_accuracy", "check_masked_attention", "check_merge_heads", "check_min_p",
+           "check_mlm_loss", "check_mlm_targets", "check_mlp", "check_most_frequent_pair",
+           "check_multiple_choice", "check_norm_ratio", "check_online_softmax_step",
+           "check_padding_mask", "check_perplexity", "check_perplexity_units",
+           "check_pre_norm_block", "check_pseudo_log_likelihood", "check_reduce_scatter",
+           "check_remask", "check_remask_counts", "check_repeat_kv", "check_repetition_penalty",
            "check_response_kl", "check_response_loss", "check_rms_norm", "check_rope",
            "check_sequence_log_prob", "check_shift_targets", "check_sinusoidal_encoding",
            "check_split_heads", "check_subsequent_mask", "check_swiglu", "check_top_k",
-           "check_top_p", "check_training_cost", "check_unigram_bias", "check_unpack_int4",
-           "check_window_mask", "check_windowed_nll"]
+           "check_top_p", "check_training_cost", "check_training_flops", "check_unigram_bias",
+           "check_unpack_int4", "check_window_mask", "check_windowed_nll"]

@@ -16,6 +16,10 @@ finite data cost. Fitted in log space with a Huber loss (robust to the odd bad r
 starting points, because the surface has flat valleys. Minimising L under C = 6ND gives the
 compute-optimal split ``N_opt ~ C^(beta/(alpha+beta))``, ``D_opt ~ C^(alpha/(alpha+beta))``.
 
+**The ladder.** :func:`train_point` trains one run of an IsoFLOP ladder (a fresh GPT, its own
+schedule ending at its token budget, a fixed validation set); ``scripts/scaling_sweep.py`` runs
+25 of them for notebook 8.1 and ships the results in ``resources/scaling_sweep.csv``.
+
 >>> law = ScalingLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)   # Chinchilla's own fit
 >>> N, D = law.compute_optimal(5.76e23)                                # Chinchilla's budget
 >>> f"{N:.2e} parameters, {D:.2e} tokens"
@@ -151,3 +155,39 @@ def bootstrap_fits(N, D, L, n_boot: int = 200, seed: int = 0, delta: float = 1e-
         pick = rng.integers(0, len(N), len(N))
         fits.append(fit_scaling_law(N[pick], D[pick], L[pick], delta, starts=start))
     return fits
+
+
+def train_point(n_layer: int, n_embd: int, tokens: int, train_ids, val_ids, *, vocab_size: int,
+                block_size: int = 64, batch_size: int = 16, lr: float = 3e-3,
+                val_tokens: int = 32_768, seed: int = 0, device=None) -> dict:
+    """Train one rung of a scaling ladder: a fresh GPT of this shape on ``tokens`` training tokens
+    (rounded down to whole batches), with its own warmup + cosine schedule ending exactly there,
+    then its loss on a fixed validation set: the whole windows of the first ``val_tokens``
+    validation tokens. Heads of 16 channels; no dropout (each token is seen about once).
+
+    Returns the shape, N (``num_params``), D (tokens trained on), both FLOP counts (6ND and
+    :func:`exact_training_flops`), the validation loss and the seconds it took.
+    """
+    import time  # noqa: PLC0415
+
+    from llm_lessons.gpt import GPT, GPTConfig  # noqa: PLC0415
+    from llm_lessons.reproducibility import set_seed  # noqa: PLC0415
+    from llm_lessons.training import TrainConfig, evaluate, train  # noqa: PLC0415
+
+    steps = tokens // (batch_size * block_size)
+    if steps < 1:
+        raise ValueError(f"{tokens} tokens make no whole batch of {batch_size} x {block_size}")
+    set_seed(seed)  # the initial weights
+    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
+                          n_head=max(1, n_embd // 16), n_embd=n_embd, dropout=0.0)).to(device or "cpu")
+    config = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr,
+                         warmup_steps=max(1, min(100, steps // 10)), eval_interval=steps,
+                         eval_batches=1, eval_batch_size=8, seed=seed, progress=False)
+    start = time.perf_counter()
+    train(model, train_ids, val_ids, config)
+    seconds = time.perf_counter() - start
+    D = steps * batch_size * block_size
+    N = model.num_params()
+    return dict(n_layer=n_layer, n_embd=n_embd, N=N, D=D, steps=steps, flops_6nd=6 * N * D,
+                flops_exact=exact_training_flops(n_layer, n_embd, block_size, vocab_size, D),
+                val_loss=evaluate(model, val_ids[:val_tokens + 1], block_size), seconds=seconds)

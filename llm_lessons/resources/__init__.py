@@ -10,6 +10,11 @@ The files in this folder, with the section that uses each:
 - ``human_votes.jsonl`` — the simulated rater study of 2.4 (:mod:`llm_lessons.evaluation.human_eval`)
 - ``lm_eval_tasks/`` — the book's lm-evaluation-harness tasks (2.4,
   :mod:`llm_lessons.evaluation.harness`), written by ``scripts/make_eval_tasks.py``
+- ``scaling_sweep.csv`` + ``.json`` — the IsoFLOP ladder of 8.1: 25 tiny GPTs at four compute
+  budgets, their FLOPs and validation losses, written by ``scripts/scaling_sweep.py``
+  (:mod:`llm_lessons.frontiers.scaling`)
+- ``modern_ablation.csv`` + ``.json`` — the modern decoder's ablation of 8.2, one change per row,
+  two seeds each, written by ``scripts/modern_ablation.py`` (:mod:`llm_lessons.frontiers.modern_gpt`)
 
 :func:`llm_lessons.files.resource_path` finds any of them. ``shakespeare_char_data()`` is the
 nano GPT's data: the play-wise split, encoded by characters.

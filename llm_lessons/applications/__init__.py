@@ -10,7 +10,9 @@ In reading order:
 - :mod:`~llm_lessons.applications.autocomplete` — a writing assistant: next-word and
   next-line suggestions from the KV-cached GPT, with their latency (6.3)
 - :mod:`~llm_lessons.applications.classify` — knowledge extraction as classification: genre
-  from a passage by naive Bayes, MiniLM features and a fine-tuned tiny BERT (6.4)
+  from a passage by naive Bayes and MiniLM features, with intervals that resample plays (6.4)
+- :mod:`~llm_lessons.applications.fine_tuning` — the tiny BERT with a classification head,
+  fine-tuned on the genres (6.4)
 
 Libraries beyond the core (``bm25s``, ``faiss``, ``transformers``) are imported inside the
 functions that need them, so importing this wing stays cheap.

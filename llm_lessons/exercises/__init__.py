@@ -42,6 +42,24 @@ Modules:
   mask-predict's re-masking (which positions, how many).
 - `llm_lessons.exercises.article_fixes`: chapter 5, the float mask ``nn.MultiheadAttention``
   expects, and measuring whether a model reads the future.
+- `llm_lessons.exercises.semantic_search`: chapter 6.1, recall@k and the mean reciprocal rank,
+  reciprocal rank fusion, a BM25 score.
+- `llm_lessons.exercises.retrieval_augmented`: chapter 6.2, fitting a retrieved passage into the
+  window, targets that score only the continuation, a paired bootstrap of a difference.
+- `llm_lessons.exercises.autocomplete`: chapter 6.3, the keystrokes a suggestion saves, the
+  top-k word completions of a character model, the median speed-up of a cache.
+- `llm_lessons.exercises.text_classification`: chapter 6.4, naive Bayes log-scores with Laplace
+  smoothing, a cluster bootstrap's accuracies, the macro F1.
+- `llm_lessons.exercises.small_model_limits`: chapter 6.5, the characters a prompt may not use,
+  a multiple-choice answer by log-likelihood, the word overlap of an output with its input.
+- `llm_lessons.exercises.pipelines`: chapter 7.1, fill-mask's top k from logits, a safetensors
+  file's byte ranges, greedy decoding with a cropped context.
+- `llm_lessons.exercises.tokenizer_tools`: chapter 7.2, one BPE training step, characters per
+  token, a split by whole plays without leakage.
+- `llm_lessons.exercises.training_tools`: chapter 7.3, the break-even step of a compile,
+  gradient accumulation, each process's slice of the global batch.
+- `llm_lessons.exercises.deployment`: chapter 7.4, the bytes of a weights file, the windows a
+  cache-free greedy loop feeds a graph, the element-wise tolerance test.
 - `llm_lessons.exercises.scaling_laws`: chapter 8.1, exact training FLOPs, the
   compute-optimal split of a scaling law, the vertex of an IsoFLOP parabola.
 - `llm_lessons.exercises.modern_decoder`: chapter 8.2, RMSNorm, the SwiGLU layer, and
@@ -87,6 +105,11 @@ from llm_lessons.exercises.attention import (
     check_merge_heads,
     check_split_heads,
 )
+from llm_lessons.exercises.autocomplete import (
+    check_median_speedup,
+    check_saved_keystrokes,
+    check_top_k_completions,
+)
 from llm_lessons.exercises.blocks_and_masks import (
     check_mlp,
     check_norm_ratio,
@@ -105,6 +128,11 @@ from llm_lessons.exercises.counting_and_tokens import (
     check_perplexity_units,
 )
 from llm_lessons.exercises.decoding import check_top_k, check_top_p
+from llm_lessons.exercises.deployment import (
+    check_close_mask,
+    check_file_bytes,
+    check_window_lengths,
+)
 from llm_lessons.exercises.distributed import (
     check_bytes_per_step,
     check_combine_shard_gradients,
@@ -151,10 +179,20 @@ from llm_lessons.exercises.model_arithmetic import (
 )
 from llm_lessons.exercises.modern_decoder import check_repeat_kv, check_rms_norm, check_swiglu
 from llm_lessons.exercises.optimisation import check_clip_grad_norm, check_lr_schedule
+from llm_lessons.exercises.pipelines import (
+    check_fill_mask_top_k,
+    check_greedy_decode,
+    check_safetensors_ranges,
+)
 from llm_lessons.exercises.quantization import (
     check_absmax_per_channel,
     check_dequantize_groups,
     check_unpack_int4,
+)
+from llm_lessons.exercises.retrieval_augmented import (
+    check_continuation_targets,
+    check_fit_window,
+    check_paired_bootstrap,
 )
 from llm_lessons.exercises.scale_and_quality import (
     check_clipped_precision,
@@ -174,11 +212,36 @@ from llm_lessons.exercises.search_and_scores import (
     check_repetition_penalty,
     check_windowed_nll,
 )
+from llm_lessons.exercises.semantic_search import (
+    check_bm25,
+    check_recall_and_mrr,
+    check_rrf,
+)
+from llm_lessons.exercises.small_model_limits import (
+    check_pick_choice,
+    check_unknown_characters,
+    check_word_overlap,
+)
+from llm_lessons.exercises.text_classification import (
+    check_cluster_accuracies,
+    check_macro_f1,
+    check_nb_scores,
+)
 from llm_lessons.exercises.text_models import (
     check_byte_fallback,
     check_continuation_prob,
     check_entropy_rate,
     check_multiple_choice,
+)
+from llm_lessons.exercises.tokenizer_tools import (
+    check_bpe_step,
+    check_chars_per_token,
+    check_split_by_play,
+)
+from llm_lessons.exercises.training_tools import (
+    check_accumulated_gradients,
+    check_break_even_steps,
+    check_process_batch,
 )
 from llm_lessons.exercises.transformer import (
     check_kv_cache_append,
@@ -187,28 +250,35 @@ from llm_lessons.exercises.transformer import (
     check_sinusoidal_encoding,
 )
 
-__all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_adamw_step", "check_add_k_bigram",
-           "check_alibi_bias", "check_attention", "check_beam_step", "check_bits_per_byte",
-           "check_bpe_encode", "check_bpe_merge", "check_brevity_penalty", "check_byte_fallback",
-           "check_bytes_per_step", "check_calibration_error", "check_causal_mask",
-           "check_clip_grad_norm", "check_clipped_precision", "check_cohen_kappa",
-           "check_combine_shard_gradients", "check_compute_optimal",
+__all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_accumulated_gradients",
+           "check_adamw_step", "check_add_k_bigram", "check_alibi_bias", "check_attention",
+           "check_beam_step", "check_bits_per_byte", "check_bm25", "check_bpe_encode",
+           "check_bpe_merge", "check_bpe_step", "check_break_even_steps", "check_brevity_penalty",
+           "check_byte_fallback", "check_bytes_per_step", "check_calibration_error",
+           "check_causal_mask", "check_chars_per_token", "check_clip_grad_norm",
+           "check_clipped_precision", "check_close_mask", "check_cluster_accuracies",
+           "check_cohen_kappa", "check_combine_shard_gradients", "check_compute_optimal",
            "check_compute_optimal_split", "check_confident_errors", "check_contamination_rate",
-           "check_continuation_prob", "check_dequantize_groups", "check_distinct_n",
-           "check_doubling_time", "check_dpo_loss", "check_elo_update",
-           "check_embed_with_positions", "check_entropy_rate", "check_fill_masks",
-           "check_future_leak", "check_gelu", "check_gpt_param_count", "check_greedy_generate",
+           "check_continuation_prob", "check_continuation_targets", "check_dequantize_groups",
+           "check_distinct_n", "check_doubling_time", "check_dpo_loss", "check_elo_update",
+           "check_embed_with_positions", "check_entropy_rate", "check_file_bytes",
+           "check_fill_mask_top_k", "check_fill_masks", "check_fit_window", "check_future_leak",
+           "check_gelu", "check_gpt_param_count", "check_greedy_decode", "check_greedy_generate",
            "check_interpolated_bigram", "check_isoflop_vertex", "check_kv_cache_append",
            "check_kv_cache_bytes", "check_layer_norm", "check_lora_count", "check_lora_forward",
-           "check_lora_merge", "check_lr_schedule", "check_mask_80_10_10",
-           "check_masked_accuracy", "check_masked_attention", "check_merge_heads", "check_min_p",
-           "check_mlm_loss", "check_mlm_targets", "check_mlp", "check_most_frequent_pair",
-           "check_multiple_choice", "check_norm_ratio", "check_online_softmax_step",
-           "check_padding_mask", "check_perplexity", "check_perplexity_units",
-           "check_pre_norm_block", "check_pseudo_log_likelihood", "check_reduce_scatter",
+           "check_lora_merge", "check_lr_schedule", "check_macro_f1", "check_mask_80_10_10",
+           "check_masked_accuracy", "check_masked_attention", "check_median_speedup",
+           "check_merge_heads", "check_min_p", "check_mlm_loss", "check_mlm_targets", "check_mlp",
+           "check_most_frequent_pair", "check_multiple_choice", "check_nb_scores",
+           "check_norm_ratio", "check_online_softmax_step", "check_padding_mask",
+           "check_paired_bootstrap", "check_perplexity", "check_perplexity_units",
+           "check_pick_choice", "check_pre_norm_block", "check_process_batch",
+           "check_pseudo_log_likelihood", "check_recall_and_mrr", "check_reduce_scatter",
            "check_remask", "check_remask_counts", "check_repeat_kv", "check_repetition_penalty",
-           "check_response_kl", "check_response_loss", "check_rms_norm", "check_rope",
-           "check_sequence_log_prob", "check_shift_targets", "check_sinusoidal_encoding",
+           "check_response_kl", "check_response_loss", "check_rms_norm", "check_rope", "check_rrf",
+           "check_safetensors_ranges", "check_saved_keystrokes", "check_sequence_log_prob",
+           "check_shift_targets", "check_sinusoidal_encoding", "check_split_by_play",
            "check_split_heads", "check_subsequent_mask", "check_swiglu", "check_top_k",
-           "check_top_p", "check_training_cost", "check_training_flops", "check_unigram_bias",
-           "check_unpack_int4", "check_window_mask", "check_windowed_nll"]
+           "check_top_k_completions", "check_top_p", "check_training_cost", "check_training_flops",
+           "check_unigram_bias", "check_unknown_characters", "check_unpack_int4",
+           "check_window_lengths", "check_window_mask", "check_windowed_nll", "check_word_overlap"]

@@ -12,6 +12,13 @@ or loaded from a package that ships its weights). In reading order:
   book's converted models and give the book's answers (7, tools)
 - :mod:`~llm_lessons.interop.hf_datasets` — the corpus as a ``datasets.DatasetDict`` of
   speeches, split by plays as the book splits it, saved as Arrow offline (7, tools)
+- :mod:`~llm_lessons.interop.hf_bpe` — a ``tokenizers`` BPE trained on the corpus and set up
+  like the book's :class:`~llm_lessons.tokenizers.BPETokenizer`, to compare merges,
+  compression and speed (7.2)
+- :mod:`~llm_lessons.interop.hf_accelerate` — the book's training loop run through
+  ``accelerate``, step for step the same as the plain loop (7.3)
+- :mod:`~llm_lessons.interop.onnx_export` — the GPT exported to ONNX and run with ONNX Runtime:
+  the same logits and the same greedy text without PyTorch (7.4)
 - :mod:`~llm_lessons.interop.gpt2` — our :class:`~llm_lessons.gpt.GPT` to and from
   ``GPT2LMHeadModel``, and loading real GPT-2 weights for readers who are online (3.2, 5)
 - :mod:`~llm_lessons.interop.llama` — the modern decoder
@@ -20,5 +27,6 @@ or loaded from a package that ships its weights). In reading order:
   one of its layers copied into our :class:`~llm_lessons.attention.MultiHeadAttention`
   (4.1 attention, 4.2 positional encodings; 2.4 relevance embeds with it)
 
-``transformers`` is imported inside the functions, so importing this wing stays cheap.
+``transformers``, ``tokenizers``, ``accelerate``, ``onnx`` and ``onnxruntime`` are imported inside
+the functions, so importing this wing stays cheap.
 """

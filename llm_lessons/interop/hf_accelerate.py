@@ -44,6 +44,8 @@ import torch
 from torch import nn
 
 from llm_lessons.configs import block_size_of
+from llm_lessons.frontiers.distributed import sharded
+from llm_lessons.reproducibility import model_device
 from llm_lessons.training import BatchFn, TrainConfig, lr_at, make_optimizer, random_windows
 
 
@@ -58,17 +60,6 @@ class LoopLog:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _sliced(batch_fn: BatchFn, rank: int, world: int) -> BatchFn:
-    """Draw the global batch (W * B windows) and keep this process's contiguous slice."""
-
-    def draw(data, batch_size, block_size, generator):
-        x, y = batch_fn(data, batch_size * world, block_size, generator)  # (W*B, T) each
-        rows = slice(rank * batch_size, (rank + 1) * batch_size)
-        return x[rows], y[rows]  # (B, T) each
-
-    return draw
 
 
 def train_loop(model: nn.Module, data: torch.Tensor, config: TrainConfig, accelerator=None,
@@ -99,13 +90,13 @@ def train_loop(model: nn.Module, data: torch.Tensor, config: TrainConfig, accele
     gen = torch.Generator().manual_seed(config.seed)  # the same batches in every process
     optimizer = make_optimizer(model, config)
     if accelerator is None:
-        device = next(model.parameters()).device
+        device = model_device(model)
         backward, clip_grad_norm = torch.Tensor.backward, torch.nn.utils.clip_grad_norm_
     else:
         model, optimizer = accelerator.prepare(model, optimizer)  # DDP-wrapped when W > 1
         device, backward = accelerator.device, accelerator.backward
         clip_grad_norm = accelerator.clip_grad_norm_
-        batch_fn = _sliced(batch_fn, accelerator.process_index, accelerator.num_processes)
+        batch_fn = sharded(batch_fn, accelerator.process_index, accelerator.num_processes)
     clip = config.grad_clip if config.grad_clip > 0 else math.inf
     log = LoopLog()
     model.train()

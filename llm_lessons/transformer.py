@@ -39,10 +39,22 @@ from llm_lessons.configs import ModelConfig
 from llm_lessons.reproducibility import eval_mode
 from llm_lessons.validation import check_real, check_token_tensor
 
+
+class ReLUSquared(nn.Module):
+    """relu(x)^2 (So et al., 2021, "Primer"): as cheap as ReLU, smooth at 0 to first order.
+
+    >>> ReLUSquared()(torch.tensor([-1.0, 0.5, 2.0]))
+    tensor([0.0000, 0.2500, 4.0000])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x).square()
+
+
 #: The MLP's non-linearity. GPT-2 uses GELU's tanh approximation ("gelu_new" in Hugging Face);
-#: BERT uses the exact erf form.
+#: BERT uses the exact erf form; the CPU speedrun (chapter 8) measures ReLU^2 against both.
 ACTIVATIONS = {"gelu_tanh": lambda: nn.GELU(approximate="tanh"), "gelu": lambda: nn.GELU(),
-               "relu": lambda: nn.ReLU()}
+               "relu": lambda: nn.ReLU(), "relu2": ReLUSquared}
 
 
 class MLP(nn.Module):

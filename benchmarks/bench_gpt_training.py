@@ -6,7 +6,8 @@ Usage:  .venv/bin/python benchmarks/bench_gpt_training.py [--threads 2] [--steps
    nano preset on character Shakespeare) train side by side in one process on the same batches
    with the same AdamW settings, one step each in turn, so machine load hits both alike. Printed:
    median step time, tokens/s, and their ratio (> 1 means ours is faster).
-2. Time to validation loss 2.0: our nano preset with the book's defaults, then nanoGPT's README
+2. Time to validation loss 2.0: TrainConfig()'s defaults (3.2's recipe before the speedrun of
+   chapter 8.9; benchmarks/speedrun.py races today's), then nanoGPT's README
    CPU recipe (batch 12, lr 1e-3) in the same loop, each in a fresh subprocess (so each peak
    memory is its own), stopping at the first evaluation <= 2.0. Printed: steps, tokens, training
    seconds (evaluation excluded) and CPU seconds, peak resident memory.
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from common import interleaved_training_steps, peak_rss_mib
 
-RECIPES = {  # name -> TrainConfig overrides on the "nano" preset
+RECIPES = {  # name -> overrides of TrainConfig()'s defaults (3.2's recipe before the speedrun)
     "ours (book defaults)": {},
     "ours, bf16 autocast": {"dtype": "bfloat16"},
     "nanoGPT README CPU recipe": {"batch_size": 12, "lr": 1e-3, "warmup_steps": 100, "max_steps": 2000},
@@ -46,7 +47,7 @@ def throughput(steps: int) -> None:
 
     tok, train_ids, _ = shakespeare_char_data()
     cfg = GPTConfig.preset("nano", vocab_size=tok.vocab_size)
-    tcfg = TrainConfig.preset("nano")
+    tcfg = TrainConfig()  # the recipe before the speedrun (chapter 8.9): AdamW, batch 8
     torch.manual_seed(0)
     ours = GPT(cfg)
     hf = GPT2LMHeadModel(gpt2_config(cfg))
@@ -85,7 +86,7 @@ def time_to_target(name: str, target: float) -> dict:
     tok, train_ids, val_ids = shakespeare_char_data()
     set_seed(0)
     model = GPT(GPTConfig.preset("nano", vocab_size=tok.vocab_size))
-    config = TrainConfig.preset("nano", **RECIPES[name], progress=False)
+    config = TrainConfig(**RECIPES[name], progress=False)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     hist = train(model, train_ids, val_ids, config, callback=lambda h: h.val_loss[-1] <= target)
     return {"recipe": name, "batch": config.batch_size, "lr": config.lr, "steps": hist.steps[-1],

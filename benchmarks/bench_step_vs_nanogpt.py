@@ -1,18 +1,23 @@
 """One training step of the book's GPT against a nanoGPT-shaped model and GPT2LMHeadModel.
 
 Usage:  .venv/bin/python benchmarks/bench_step_vs_nanogpt.py [--threads 1 2] [--steps 60]
+                                                             [--profile]
 
 The shape is nanoGPT's README CPU run on character Shakespeare: 4 layers, 4 heads, 128
 channels, block 64, batch 12, dropout 0, no biases. The reference is written here from
 nanoGPT's published architecture (GPT-2's pre-norm block: LayerNorm, one c_attn Linear for
 q, k, v, PyTorch's fused causal attention, c_proj, a 4C MLP with exact GELU, a tied output
-head; N(0, 0.02) weights): the model a reader would compare the book's with. All three train
-on the same batches with the same AdamW settings and gradient clipping, one step each in turn,
-so machine load hits them alike. Printed per thread count: median step time and the ratios
-(book / reference: below 1 means the book's step is faster). The book's GPT runs twice: with
-GPT-2's tanh-approximated GELU (its default, for exact conversion to GPT-2) and with the exact
-GELU that nanoGPT uses (``GPTConfig(activation="gelu")``): on CPUs the tanh form's kernels cost
-about twice as much, most of the difference between the two models' steps.
+head; N(0, 0.02) weights) and trains with nanoGPT's optimizer on a CPU: AdamW with weight
+decay on matrices only, PyTorch's default ``foreach`` kernels (nanoGPT takes the fused kernel
+only on CUDA). All models train on the same batches with the same AdamW settings and gradient
+clipping, one step each in turn, so machine load hits them alike.
+
+The book's GPT runs as chapter 3.2's recipe runs it (``TrainConfig.preset("nano")``: the fused
+AdamW kernel) with its default GPT-2 activation (GELU's tanh form, for exact conversion to
+GPT-2), and three variants that take the difference apart: nanoGPT's exact GELU, nanoGPT's
+foreach AdamW, and both (the same computation as the reference: its ratio is the noise floor).
+Printed per thread count: median step time and the ratios (book / reference: below 1 means
+the book's step is faster). ``--profile`` adds torch.profiler's top operators per model.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class RefGPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
-def compare(steps: int) -> dict[str, float]:
+def compare(steps: int) -> tuple[dict[str, float], dict, dict, object]:
     from transformers import GPT2LMHeadModel
 
     from llm_lessons.gpt import GPT, GPTConfig
@@ -84,45 +89,86 @@ def compare(steps: int) -> dict[str, float]:
     tok, train_ids, _ = shakespeare_char_data()
     cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=N_LAYER, n_head=N_HEAD,
                     n_embd=N_EMBD, dropout=0.0, bias=False)
+    exact_cfg = GPTConfig(**{**cfg.to_dict(), "activation": "gelu"})  # nanoGPT's non-linearity
+    recipe = TrainConfig.preset("nano", lr=1e-3)  # chapter 3.2's optimizer settings
+    nanogpt = TrainConfig(lr=1e-3, fused=False)  # nanoGPT on a CPU: foreach AdamW
     torch.manual_seed(0)
-    book, ref = GPT(cfg), RefGPT(tok.vocab_size)
-    exact = GPT(GPTConfig(**{**cfg.to_dict(), "activation": "gelu"}))  # nanoGPT's non-linearity
-    hf = GPT2LMHeadModel(gpt2_config(GPTConfig(**{**cfg.to_dict(), "bias": True})))
+    models = {"book GPT (3.2's recipe)": (GPT(cfg), recipe),
+              "book, exact GELU": (GPT(exact_cfg), recipe),
+              "book, foreach AdamW": (GPT(cfg), nanogpt),
+              "book, exact GELU + foreach": (GPT(exact_cfg), nanogpt),
+              "nanoGPT-shaped": (RefGPT(tok.vocab_size), nanogpt),
+              "HF GPT2LMHeadModel": (GPT2LMHeadModel(gpt2_config(GPTConfig(**{**cfg.to_dict(),
+                                                                             "bias": True}))),
+                                     nanogpt)}
 
-    def hf_loss(x, y):
-        logits = hf(input_ids=x).logits  # (B, T, V)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    def loss_fn(name, model):
+        if name == "nanoGPT-shaped":
+            return model
+        if name.startswith("HF"):
+            def hf_loss(x, y):
+                logits = model(input_ids=x).logits  # (B, T, V)
+                return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            return hf_loss
+        return lambda x, y: model(x, y)[1]
 
-    runs = {"book GPT": (book, lambda x, y: book(x, y)[1]),
-            "book GPT, exact GELU": (exact, lambda x, y: exact(x, y)[1]), "nanoGPT-shaped": (ref, ref),
-            "HF GPT2LMHeadModel": (hf, hf_loss)}
-    tcfg = TrainConfig(lr=1e-3)
-    opts = {name: make_optimizer(model, tcfg) for name, (model, _) in runs.items()}
+    runs = {name: (model, loss_fn(name, model)) for name, (model, _) in models.items()}
+    opts = {name: make_optimizer(model, tcfg) for name, (model, tcfg) in models.items()}
     gen = torch.Generator().manual_seed(0)
     wall, _ = interleaved_training_steps(runs, opts, lambda: random_windows(train_ids, BATCH, BLOCK, gen),
-                                         steps, tcfg.grad_clip)
+                                         steps, recipe.grad_clip)
     params = {name: sum(p.numel() for p in m.parameters()) for name, (m, _) in runs.items()}
     median = {name: statistics.median(ts[5:]) for name, ts in wall.items()}
     for name, m in median.items():
-        print(f"  {name:>20}: {m * 1e3:6.1f} ms/step  ({params[name]:,} parameters)")
-    return median
+        print(f"  {name:>26}: {m * 1e3:6.1f} ms/step  ({params[name]:,} parameters)")
+    return median, runs, opts, lambda: random_windows(train_ids, BATCH, BLOCK, gen)
+
+
+def profile(runs: dict, opts: dict, batch_fn, names: tuple[str, ...], steps: int = 20) -> None:
+    """torch.profiler's operators by self CPU time, for each named model (after a warm-up)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    def step(model, loss_fn, opt):
+        x, y = batch_fn()
+        loss = loss_fn(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for name in names:
+        model, loss_fn = runs[name]
+        for _ in range(5):
+            step(model, loss_fn, opts[name])
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                step(model, loss_fn, opts[name])
+        print(f"  -- {name}: top operators, self CPU time over {steps} steps")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--profile", action="store_true", help="torch.profiler tables too")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs visible, load average {os.getloadavg()[0]:.1f}")
+    from llm_lessons.reproducibility import numeric_fingerprint
+
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs visible ({numeric_fingerprint()['cpu']}), "
+          f"load average {os.getloadavg()[0]:.1f}")
     for threads in args.threads:
         torch.set_num_threads(threads)
         print(f"== {threads} thread(s), batch {BATCH} x {BLOCK}, {args.steps} interleaved steps "
               "(first 5 dropped)")
-        median = compare(args.steps)
-        for name in ("book GPT", "book GPT, exact GELU"):
-            book = median[name]
-            print(f"  {name}: {book / median['nanoGPT-shaped']:.3f} x nanoGPT-shaped, "
-                  f"{book / median['HF GPT2LMHeadModel']:.3f} x HF  (below 1: the book is faster)")
+        median, runs, opts, batch_fn = compare(args.steps)
+        ref, hf = median["nanoGPT-shaped"], median["HF GPT2LMHeadModel"]
+        for name in [n for n in median if n.startswith("book")]:
+            print(f"  {name:>26}: {median[name] / ref:.3f} x nanoGPT-shaped, "
+                  f"{median[name] / hf:.3f} x HF  (below 1: the book is faster)")
+        if args.profile:
+            profile(runs, opts, batch_fn, ("book GPT (3.2's recipe)", "nanoGPT-shaped"))
 
 
 if __name__ == "__main__":

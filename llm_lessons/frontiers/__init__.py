@@ -28,4 +28,10 @@ In reading order:
 - :mod:`~llm_lessons.frontiers.distributed` — the book's training loop, unchanged, under DDP or
   FSDP with ``torchrun``: two processes train exactly like one with the global batch (8,
   distributed training)
+- :mod:`~llm_lessons.frontiers.muon` — Muon: momentum orthogonalised by five Newton–Schulz
+  steps for the blocks' matrices, AdamW for the rest, in one optimizer; ``torch.optim.Muon`` is
+  its oracle (8, the CPU speedrun; chapter 3.2 trains with it)
+- :mod:`~llm_lessons.frontiers.speedrun` — the speedrun's rules: recipes raced to a validation
+  loss with the evaluation's time on the clock, and a run-time probe of bfloat16 (8, the CPU
+  speedrun; ``benchmarks/speedrun.py`` writes the record table)
 """

@@ -3,7 +3,8 @@
 The files in this folder, with the section that uses each:
 
 - ``gpt_nano_shakespeare.safetensors`` + ``.json`` — the nano GPT of 3.2, trained by
-  ``scripts/train_checkpoints.py`` (exactly the recipe of notebook 03_2): :func:`load_gpt_shakespeare`
+  ``scripts/train_checkpoints.py`` with 3.2's recipe before the speedrun of 8.9 (``TrainConfig()``:
+  AdamW, 1,200 steps of 8 windows): :func:`load_gpt_shakespeare`
 - ``bert_nano_shakespeare.safetensors`` + ``.json`` — the nano masked LM of 3.3, trained by
   ``scripts/train_mlm_checkpoint.py``: :func:`load_bert_shakespeare`
 - ``model_sizes.csv`` — published sizes of well-known models (1, :mod:`llm_lessons.scale`)
@@ -15,6 +16,9 @@ The files in this folder, with the section that uses each:
   (:mod:`llm_lessons.frontiers.scaling`)
 - ``modern_ablation.csv`` + ``.json`` — the modern decoder's ablation of 8.2, one change per row,
   two seeds each, written by ``scripts/modern_ablation.py`` (:mod:`llm_lessons.frontiers.modern_gpt`)
+- ``speedrun_records.csv`` + ``.json`` — the CPU speedrun's record table of 8.9, one change per
+  row, three seeds each, with the machine it was measured on, written by
+  ``benchmarks/speedrun.py --write`` (:mod:`llm_lessons.frontiers.speedrun`)
 
 :func:`llm_lessons.files.resource_path` finds any of them. ``shakespeare_char_data()`` is the
 nano GPT's data: the play-wise split, encoded by characters.

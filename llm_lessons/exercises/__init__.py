@@ -76,6 +76,8 @@ Modules:
   group-wise dequantization, unpacking int4.
 - `llm_lessons.exercises.distributed`: chapter 8.8, combining unequal shards' gradients,
   reduce-scatter, the bytes each process sends per step.
+- `llm_lessons.exercises.speedrun`: chapter 8.9, Muon's Newton–Schulz iteration, the time to
+  a target loss from a race's evaluations, one step of Muon.
 - `llm_lessons.exercises.notebooks`: the instructor and student editions of a notebook
   (nbgrader's solution and hidden-test markers), and the answer key.
 - `llm_lessons.exercises.grading`: the autograder: a folder of submissions in, a CSV of scores
@@ -222,6 +224,11 @@ from llm_lessons.exercises.small_model_limits import (
     check_unknown_characters,
     check_word_overlap,
 )
+from llm_lessons.exercises.speedrun import (
+    check_muon_update,
+    check_newton_schulz,
+    check_time_to_target,
+)
 from llm_lessons.exercises.text_classification import (
     check_cluster_accuracies,
     check_macro_f1,
@@ -269,8 +276,9 @@ __all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_accumulated_grad
            "check_lora_merge", "check_lr_schedule", "check_macro_f1", "check_mask_80_10_10",
            "check_masked_accuracy", "check_masked_attention", "check_median_speedup",
            "check_merge_heads", "check_min_p", "check_mlm_loss", "check_mlm_targets", "check_mlp",
-           "check_most_frequent_pair", "check_multiple_choice", "check_nb_scores",
-           "check_norm_ratio", "check_online_softmax_step", "check_padding_mask",
+           "check_most_frequent_pair", "check_multiple_choice", "check_muon_update",
+           "check_nb_scores", "check_newton_schulz", "check_norm_ratio", "check_online_softmax_step",
+           "check_padding_mask",
            "check_paired_bootstrap", "check_perplexity", "check_perplexity_units",
            "check_pick_choice", "check_pre_norm_block", "check_process_batch",
            "check_pseudo_log_likelihood", "check_recall_and_mrr", "check_reduce_scatter",
@@ -278,7 +286,8 @@ __all__ = ["ExerciseFailed", "check_absmax_per_channel", "check_accumulated_grad
            "check_response_kl", "check_response_loss", "check_rms_norm", "check_rope", "check_rrf",
            "check_safetensors_ranges", "check_saved_keystrokes", "check_sequence_log_prob",
            "check_shift_targets", "check_sinusoidal_encoding", "check_split_by_play",
-           "check_split_heads", "check_subsequent_mask", "check_swiglu", "check_top_k",
+           "check_split_heads", "check_subsequent_mask", "check_swiglu", "check_time_to_target",
+           "check_top_k",
            "check_top_k_completions", "check_top_p", "check_training_cost", "check_training_flops",
            "check_unigram_bias", "check_unknown_characters", "check_unpack_int4",
            "check_window_lengths", "check_window_mask", "check_windowed_nll", "check_word_overlap"]

@@ -17,11 +17,14 @@ either, so the Chinese edition cannot drift from the English one silently.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +32,29 @@ LOCALE = ROOT / "locale"
 LANGUAGE = "zh_CN"
 ZH_TITLE = "大语言模型原理基础与前沿·评估"
 ZH_SUBDIR = "zh"  # the Chinese edition's folder inside the English one
+
+
+@contextlib.contextmanager
+def _without_dead_proxies():
+    """Hide dead weak-reference proxies from ``gc.get_objects`` while Sphinx starts.
+
+    sphinx-external-toc finds Sphinx's toctree collector by calling ``isinstance`` on every
+    object ``gc.get_objects()`` returns, and ``isinstance`` on a ``weakref.proxy`` whose object
+    is gone raises ``ReferenceError``. A process that built the book after other work (the test
+    command builds the gettext templates inside a pytest worker that may have run
+    ``torch.compile`` tests) can hold such proxies; ``type()`` sees them without touching them.
+    """
+    real = gc.get_objects
+    dead = (weakref.ProxyType, weakref.CallableProxyType)
+
+    def live_objects(*args, **kwargs):
+        return [obj for obj in real(*args, **kwargs) if type(obj) not in dead]
+
+    gc.get_objects = live_objects
+    try:
+        yield
+    finally:
+        gc.get_objects = real
 
 
 def build(builder: str, out: Path, edition: str = "en", quiet: bool = False) -> int:
@@ -54,10 +80,11 @@ def build(builder: str, out: Path, edition: str = "en", quiet: bool = False) -> 
                           "nb_code_prompt_show": "显示代码", "nb_code_prompt_hide": "隐藏代码"})
         target = out / "_build" / "zh" / builder
     shutil.rmtree(doctrees, ignore_errors=True)  # stale environments hide warnings
-    status = build_sphinx(ROOT, target, noconfig=True, path_config=str(ROOT / "_config.yml"),
-                          confoverrides=overrides, builder=builder, doctreedir=doctrees,
-                          warningiserror=True, keep_going=True, freshenv=True,
-                          quiet=quiet, really_quiet=quiet)
+    with _without_dead_proxies():
+        status = build_sphinx(ROOT, target, noconfig=True, path_config=str(ROOT / "_config.yml"),
+                              confoverrides=overrides, builder=builder, doctreedir=doctrees,
+                              warningiserror=True, keep_going=True, freshenv=True,
+                              quiet=quiet, really_quiet=quiet)
     if edition == "zh" and builder == "html" and not status:
         final = out / "_build" / "html" / ZH_SUBDIR
         shutil.rmtree(final, ignore_errors=True)

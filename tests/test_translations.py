@@ -152,3 +152,23 @@ def test_the_articles_word_is_given_at_first_use_on_each_page(book_word):
             missing.append(f"{page}: {first[:80]!r}")
     assert missing == [], (f"first use of {book_word} without the article's {article_word} "
                            f"(write {book_word}（…，原文作“{article_word}”）):\n" + "\n".join(missing))
+
+
+def test_a_dead_weak_proxy_cannot_break_the_build():
+    """sphinx-external-toc calls isinstance() on every object the garbage collector knows; a
+    weakref.proxy whose object is gone (torch.compile leaves some in a test process) raised
+    ReferenceError there and failed the gettext build. The build hides such proxies."""
+    import gc
+    import weakref
+
+    class Thing:
+        pass
+
+    thing = Thing()
+    proxy = weakref.proxy(thing)
+    del thing  # the proxy outlives its object
+    with pytest.raises(ReferenceError):
+        isinstance(proxy, int)
+    with book_editions._without_dead_proxies():
+        assert all(type(obj) is not type(proxy) for obj in gc.get_objects())
+    assert any(obj is proxy for obj in gc.get_objects())  # restored afterwards

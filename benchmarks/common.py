@@ -28,6 +28,16 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def training_step(model, loss_fn: Callable, opt, x, y, grad_clip: float) -> None:
+    """One optimizer step as :func:`llm_lessons.training.train` takes it: loss, backward,
+    global-norm clipping, update."""
+    loss = loss_fn(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+
+
 def interleaved_training_steps(runs: dict, opts: dict, batch_fn: Callable, steps: int,
                                grad_clip: float) -> tuple[dict, dict]:
     """Time ``steps`` training steps of every model on the same batches, taking turns.
@@ -42,11 +52,7 @@ def interleaved_training_steps(runs: dict, opts: dict, batch_fn: Callable, steps
         x, y = batch_fn()
         for name, (model, loss_fn) in runs.items():
             start, cpu_start = time.perf_counter(), time.process_time()
-            loss = loss_fn(x, y)
-            opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opts[name].step()
+            training_step(model, loss_fn, opts[name], x, y, grad_clip)
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - cpu_start)
     return wall, cpu

@@ -55,13 +55,15 @@ def ladder(bf16_ratio: float) -> list[tuple[Recipe, str | None, bool]]:
                          note="twice the windows per step, 500 steps")
     batch32 = batch16.with_("+ batch 32", train=dict(batch_size=32, max_steps=250, warmup_steps=50),
                             note="32 windows per step, 250 steps, 50 of warm-up")
+    seq_warmup = batch32.with_("+ sequence-length warm-up", train=dict(seq_warmup_steps=100),
+                               note="windows grow from 16 to 64 characters in 100 steps")
     rows = [(nanogpt, None, True), (v1, nanogpt.name, True),
             (v1.with_("shorter schedule (800 steps)", train=dict(max_steps=800),
                       note="the cosine ends sooner"), v1.name, False),
             (fused, v1.name, True), (muon, fused.name, True), (batch16, muon.name, True),
-            (batch32, batch16.name, True), (final, batch32.name, True)]
+            (batch32, batch16.name, True), (seq_warmup, batch32.name, True),
+            (final, seq_warmup.name, True)]
     for name, change, note in (
-            ("exact GELU", dict(model=dict(activation="gelu")), "nanoGPT's erf GELU, not GPT-2's tanh"),
             ("ReLU²", dict(model=dict(activation="relu2")), "relu(x)^2 in the MLP"),
             ("no biases", dict(model=dict(bias=False)), "nanoGPT's bias=False"),
             ("zero-init projections", dict(zero_proj=True), "every block starts as the identity"),

@@ -46,9 +46,9 @@ from llm_lessons.validation import check_batch_size, check_bool, check_int, chec
 Batch = tuple[torch.Tensor, torch.Tensor]
 BatchFn = Callable[[torch.Tensor, int, int, torch.Generator], Batch]
 
-#: ``nano``: the CPU lesson (pairs with ``GPTConfig.preset("nano")``), the record of chapter 8.9's
-#: speedrun: with Muon (:mod:`llm_lessons.frontiers.muon`) it reaches 2.0 nats per character in
-#: under half the time of nanoGPT's CPU recipe. ``small``: the GPU size.
+#: ``nano``: the CPU lesson (pairs with ``GPTConfig.preset("nano", activation="gelu")``), the
+#: record of chapter 8.9's speedrun: with Muon (:mod:`llm_lessons.frontiers.muon`) it reaches 2.0
+#: nats per character in under half the time of nanoGPT's CPU recipe. ``small``: the GPU size.
 PRESETS: dict[str, dict] = {
     "nano": dict(max_steps=250, batch_size=32, lr=3e-3, warmup_steps=50, fused=True,
                  seq_warmup_steps=100, eval_interval=25, sample_interval=50),

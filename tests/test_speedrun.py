@@ -236,3 +236,21 @@ def test_sequence_length_warmup_feeds_shorter_windows_first():
     assert hist.tokens == [0, 2 * sum(seen)]  # the characters actually read
     with pytest.raises(ValueError, match="seq_warmup_steps"):
         TrainConfig(max_steps=10, warmup_steps=0, seq_warmup_steps=11)
+
+
+def test_chapter_3_2_trains_the_records_model():
+    """Notebook 03_2 builds the table's last row: its saved output prints the GPT configuration
+    it trained, and that is the record recipe's (the exact GELU included)."""
+    from pathlib import Path
+
+    import nbformat
+
+    from llm_lessons.frontiers.speedrun import RECIPES
+    from llm_lessons.resources import shakespeare_char_data
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "03_2_train_clm.ipynb"
+    printed = "".join(out.get("text", "") for cell in nbformat.read(path, 4).cells
+                      if cell.cell_type == "code" for out in cell.get("outputs", []))
+    vocab_size = shakespeare_char_data()[0].vocab_size
+    assert repr(RECIPES["speedrun"].gpt_config(vocab_size)) in printed
+    assert repr(TrainConfig.preset("nano")) in printed

@@ -106,7 +106,7 @@ RECIPES: dict[str, Recipe] = {
                       train=dict(max_steps=1200, batch_size=8, lr=3e-3, warmup_steps=100),
                       note="AdamW, 8 windows, peak 3e-3, 1,200 steps (the shipped model's)"),
     # what chapter 3.2 trains with now: TrainConfig.preset("nano"), Muon, and nanoGPT's exact
-    # GELU (GPT-2's tanh form is the same curve to 1e-3 but costs twice as much on a CPU; the
+    # GELU (GPT-2's tanh form is the same curve to 5e-4 but costs twice as much on a CPU; the
     # shipped GPT keeps the tanh form, which converts exactly to and from GPT-2)
     "speedrun": Recipe("3.2's recipe now", model=dict(activation="gelu"), train=dict(PRESETS["nano"]),
                        optimizer="muon",

@@ -217,17 +217,24 @@ def evaluate(model: nn.Module, data: torch.Tensor, block_size: int | None = None
     return _mean_loss(model, batches, model_device(model), dtype)
 
 
+def decay_groups(params: list[nn.Parameter], weight_decay: float) -> list[dict]:
+    """AdamW's two parameter groups: weight decay on the matrices (dim >= 2) only, so biases and
+    norm gains are not shrunk towards 0.
+
+    >>> [(len(g["params"]), g["weight_decay"]) for g in decay_groups(list(nn.Linear(3, 2).parameters()), 0.1)]
+    [(1, 0.1), (1, 0.0)]
+    """
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices (dim >= 2) only: biases and norm gains are not shrunk.
+    """AdamW over :func:`decay_groups`: weight decay on matrices only.
 
     ``config.fused`` takes PyTorch's fused kernel (the same update in one pass, rounded
     differently); otherwise its default, the ``foreach`` kernels, one pass per operation.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = decay_groups([p for p in model.parameters() if p.requires_grad], config.weight_decay)
     if config.fused:
         try:
             return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=True)

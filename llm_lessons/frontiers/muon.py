@@ -33,6 +33,7 @@ import math
 import torch
 from torch import nn
 
+from llm_lessons.training import decay_groups
 from llm_lessons.validation import check_int, check_real
 
 #: The quintic iteration's coefficients, chosen to make the slope at 0 as steep as possible.
@@ -153,10 +154,8 @@ def muon_optimizer(model: nn.Module, lr: float, muon_lr: float = MUON_LR, weight
     params = [p for p in model.parameters() if p.requires_grad]
     hidden = [p for p in params if p.dim() == 2 and id(p) in blocks]
     taken = {id(p) for p in hidden}
-    matrices = [p for p in params if p.dim() >= 2 and id(p) not in taken]
-    vectors = [p for p in params if p.dim() < 2]
+    rest = [p for p in params if id(p) not in taken]  # AdamW's, split as make_optimizer splits
     groups = [{"params": hidden, "muon": True, "lr": muon_lr, "lr_scale": muon_lr / lr},
-              {"params": matrices, "weight_decay": weight_decay},
-              {"params": vectors, "weight_decay": 0.0}]
+              *decay_groups(rest, weight_decay)]
     return MuonAdamW([g for g in groups if g["params"]], lr=lr, betas=betas,
                      weight_decay=weight_decay, momentum=momentum)
